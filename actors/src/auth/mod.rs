@@ -1,0 +1,252 @@
+//! The Auth actor: decides every `connect` (shared secret, device proof, pairing), owns the
+//! paired-device store, and audits each success and failure. One call per handshake, never
+//! per frame. The rules themselves are pure ([`rules`]).
+
+pub mod devices;
+pub mod rules;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde_json::json;
+
+use crate::audit::AuditEvent;
+use crate::protocol::connect::ConnectParams;
+use crate::protocol::device::canonical_public_key;
+use crate::protocol::errors::ErrorShape;
+use crate::shared::{now_ms, Shared};
+use devices::{DeviceStore, PairedDevice};
+use rules::{Pairing, Secrets, Verdict};
+
+/// Registered name of the auth actor.
+pub const NAME: &str = "openclaw.auth";
+
+/// The auth actor.
+pub struct AuthActor;
+
+/// Start-up arguments.
+pub struct AuthArgs {
+    /// Shared state (settings, audit).
+    pub shared: Arc<Shared>,
+    /// The secrets in force (including a generated runtime token).
+    pub secrets: Secrets,
+}
+
+/// What a session needs decided.
+#[derive(Debug)]
+pub struct AuthRequest {
+    /// Connection id.
+    pub conn_id: String,
+    /// TCP peer.
+    pub peer: SocketAddr,
+    /// Loopback without proxy headers or `Origin`.
+    pub local: bool,
+    /// The challenge nonce sent to this connection.
+    pub nonce: String,
+    /// Parsed `connect` params.
+    pub params: ConnectParams,
+}
+
+/// The answer.
+#[derive(Debug, Clone)]
+pub enum AuthReply {
+    /// Send `hello-ok`.
+    Accept {
+        /// `none` | `token` | `password`.
+        method: &'static str,
+        /// Granted scopes.
+        scopes: Vec<String>,
+        /// Verified device id.
+        device_id: Option<String>,
+    },
+    /// Send `error`, then close 1008 with `close_reason`.
+    Reject {
+        /// The `res` error.
+        error: ErrorShape,
+        /// Close reason (≤ 120 bytes after truncation).
+        close_reason: String,
+    },
+}
+
+/// Messages to the auth actor.
+pub enum AuthMsg {
+    /// Decide a `connect`; audits the outcome.
+    Authenticate {
+        /// The request.
+        request: Box<AuthRequest>,
+        /// Where to answer.
+        reply_to: RpcReplyPort<AuthReply>,
+    },
+}
+
+/// State: secrets and the device store.
+pub struct AuthState {
+    shared: Arc<Shared>,
+    secrets: Secrets,
+    store: DeviceStore,
+    pending: std::collections::HashMap<String, String>,
+    /// Generation of the store; writes of older snapshots are skipped.
+    generation: u64,
+    /// Last generation written, shared with the writer tasks.
+    written: Arc<std::sync::Mutex<u64>>,
+}
+
+/// Reference to the auth actor.
+pub type AuthRef = ActorRef<AuthMsg>;
+
+impl AuthMsg {
+    /// Message kind for tracing.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuthMsg::Authenticate { .. } => "Authenticate",
+        }
+    }
+}
+
+impl Actor for AuthActor {
+    type Msg = AuthMsg;
+    type State = AuthState;
+    type Arguments = AuthArgs;
+
+    async fn pre_start(&self, _me: ActorRef<AuthMsg>, args: AuthArgs) -> Result<AuthState, ActorProcessingErr> {
+        let store = DeviceStore::load(&args.shared.settings.paths.state_dir);
+        Ok(AuthState {
+            shared: args.shared,
+            secrets: args.secrets,
+            store,
+            pending: Default::default(),
+            generation: 0,
+            written: Arc::new(std::sync::Mutex::new(0)),
+        })
+    }
+
+    async fn handle(&self, _me: ActorRef<AuthMsg>, msg: AuthMsg, state: &mut AuthState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            AuthMsg::Authenticate { request, reply_to } => {
+                tracing::trace!(actor = "auth", msg = "Authenticate", conn_id = %request.conn_id, "message");
+                let reply = authenticate(state, &request).await;
+                let _ = reply_to.send(reply);
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn authenticate(state: &mut AuthState, req: &AuthRequest) -> AuthReply {
+    let p = &req.params;
+    let store = &state.store;
+    let verdict = rules::decide(
+        &state.secrets,
+        p,
+        &req.nonce,
+        req.local,
+        |id| if store.devices.contains_key(id) { Pairing::Paired } else { Pairing::Unknown },
+        now_ms(),
+    );
+    let base = AuditEvent::new("auth")
+        .with("connId", req.conn_id.as_str())
+        .with("peer", req.peer.to_string())
+        .with("clientId", p.client.id.as_str())
+        .with("clientMode", p.client.mode.as_str())
+        .with("clientVersion", p.client.version.as_str())
+        .with("role", p.role());
+    let shared = state.shared.clone();
+    let counters = &shared.counters;
+    match verdict {
+        Verdict::Accept { method, scopes, device_id, approve_device } => {
+            if approve_device {
+                if let Some(id) = &device_id {
+                    approve(state, req, id);
+                }
+            }
+            counters.auth_ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut ev = base.with("method", method).with("scopes", json!(scopes));
+            ev.event = "auth.ok";
+            if let Some(id) = &device_id {
+                ev = ev.with("deviceId", id.as_str());
+            }
+            state.shared.audit.record(ev).await;
+            AuthReply::Accept { method, scopes, device_id }
+        }
+        Verdict::Reject { error, reason, .. } => {
+            counters.auth_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut ev = base.with("reason", reason.as_str()).with("code", error_code(&error));
+            ev.event = "auth.fail";
+            state.shared.audit.record(ev).await;
+            let close_reason = error.message.clone();
+            AuthReply::Reject { error, close_reason }
+        }
+        Verdict::NeedsPairing { device_id } => {
+            counters.auth_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let request_id = state
+                .pending
+                .entry(device_id.clone())
+                .or_insert_with(|| uuid::Uuid::new_v4().to_string())
+                .clone();
+            let (error, close_reason) = rules::pairing_required(&device_id, &request_id, p.role());
+            let mut ev = base
+                .with("reason", "pairing_required")
+                .with("code", "PAIRING_REQUIRED")
+                .with("deviceId", device_id.as_str())
+                .with("requestId", request_id.as_str());
+            ev.event = "auth.fail";
+            state.shared.audit.record(ev).await;
+            AuthReply::Reject { error, close_reason }
+        }
+    }
+}
+
+fn error_code(e: &ErrorShape) -> String {
+    e.details
+        .as_ref()
+        .and_then(|d| d.get("code"))
+        .and_then(|c| c.as_str())
+        .unwrap_or(&e.code)
+        .to_string()
+}
+
+/// Records a silently approved local device and persists the store off the actor.
+fn approve(state: &mut AuthState, req: &AuthRequest, id: &str) {
+    let p = &req.params;
+    let Some(device) = &p.device else { return };
+    let entry = PairedDevice {
+        device_id: id.to_string(),
+        public_key: canonical_public_key(device).unwrap_or_default(),
+        role: p.role().to_string(),
+        scopes: p.requested_scopes().to_vec(),
+        client_id: p.client.id.clone(),
+        platform: p.client.platform.clone(),
+        approved_at_ms: now_ms(),
+        approved_via: "silent".into(),
+        remote_ip: req.peer.ip().to_string(),
+    };
+    state.store.devices.insert(id.to_string(), entry);
+    state.pending.remove(id);
+    let bytes = state.store.snapshot();
+    let path = state.store.path().to_path_buf();
+    state.generation += 1;
+    let generation = state.generation;
+    let written = state.written.clone();
+    let audit = state.shared.audit.clone();
+    let ev = AuditEvent::new("device.approved")
+        .with("deviceId", id)
+        .with("via", "silent")
+        .with("peer", req.peer.to_string());
+    tokio::spawn(async move {
+        audit.record(ev).await;
+        let res = tokio::task::spawn_blocking(move || {
+            let mut last = crate::shared::lock(&written);
+            if *last >= generation {
+                return Ok(()); // a newer snapshot is already on disk
+            }
+            DeviceStore::persist(&path, &bytes)?;
+            *last = generation;
+            Ok::<(), std::io::Error>(())
+        })
+        .await;
+        if !matches!(res, Ok(Ok(()))) {
+            tracing::error!("could not persist the paired device store: {res:?}");
+        }
+    });
+}

@@ -1,0 +1,519 @@
+//! Resolution of the effective settings: flags > env > file > defaults, then validation in
+//! one place. Features that are configured but not built refuse start-up instead of running
+//! without them.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::load::{load_file, ConfigError};
+use super::schema::{FileConfig, GatewayMode};
+use super::{DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE_MS, DEFAULT_TOKEN_MIN_LENGTH, DEV_PORT};
+use crate::protocol::{HANDSHAKE_TIMEOUT_MS, TICK_INTERVAL_MS, WS_PING_INTERVAL_MS};
+use crate::secret::Secret;
+
+/// What the command line contributed.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// `--config PATH`.
+    pub config: Option<PathBuf>,
+    /// `--profile NAME`.
+    pub profile: Option<String>,
+    /// `--dev` (profile `dev`, port 19001).
+    pub dev: bool,
+    /// `--port`.
+    pub port: Option<u16>,
+    /// `--bind`.
+    pub bind: Option<String>,
+    /// `--auth`.
+    pub auth: Option<String>,
+    /// `--token`.
+    pub token: Option<Secret>,
+    /// `--password`.
+    pub password: Option<Secret>,
+    /// `--log-level`.
+    pub log_level: Option<String>,
+}
+
+/// Where a value came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A command-line flag.
+    Flag(&'static str),
+    /// An environment variable.
+    Env(&'static str),
+    /// A key in the config file.
+    File(PathBuf, &'static str),
+    /// Built-in default.
+    Default,
+}
+
+/// State directory, config path and profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    /// `~/.openclaw`, `~/.openclaw-<profile>` or `OPENCLAW_STATE_DIR`.
+    pub state_dir: PathBuf,
+    /// `--config`, `OPENCLAW_CONFIG_PATH` or `<stateDir>/openclaw.json`.
+    pub config_path: PathBuf,
+    /// Active profile.
+    pub profile: Option<String>,
+}
+
+/// Gateway authentication mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// No secret (loopback only).
+    None,
+    /// Shared token.
+    Token,
+    /// Shared password.
+    Password,
+}
+
+/// Resolved authentication settings.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// The mode.
+    pub mode: AuthMode,
+    /// Token, when configured (token mode without one generates a runtime token).
+    pub token: Option<Secret>,
+    /// Password, when configured.
+    pub password: Option<Secret>,
+    /// Where the secret came from.
+    pub source: Source,
+}
+
+/// The effective settings of one gateway run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Paths and profile.
+    pub paths: Paths,
+    /// Whether the config file exists.
+    pub config_file_exists: bool,
+    /// The parsed file (defaults when absent), for `config.get`.
+    pub file: FileConfig,
+    /// Listening port (0 = any free port).
+    pub port: u16,
+    /// Addresses to bind: 127.0.0.1 and [::1].
+    pub listen: Vec<SocketAddr>,
+    /// Authentication.
+    pub auth: AuthSettings,
+    /// Handshake timeout.
+    pub handshake_timeout: Duration,
+    /// `tick` interval.
+    pub tick_interval: Duration,
+    /// WebSocket ping interval.
+    pub ping_interval: Duration,
+    /// Shutdown grace.
+    pub shutdown_grace: Duration,
+    /// Log level filter.
+    pub log_level: String,
+    /// Gateway log file.
+    pub log_file: PathBuf,
+    /// Audit log file.
+    pub audit_file: PathBuf,
+}
+
+// === impl Source ===
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Flag(n) => write!(f, "flag {n}"),
+            Source::Env(n) => write!(f, "env {n}"),
+            Source::File(p, k) => write!(f, "{} key {k}", p.display()),
+            Source::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// Resolves state dir and config path. `--dev` means profile `dev`.
+pub fn resolve_paths(
+    config_flag: Option<&Path>,
+    profile: Option<&str>,
+    dev: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Paths, ConfigError> {
+    let profile = profile.map(str::to_string).or(dev.then(|| "dev".to_string()));
+    if let Some(p) = &profile {
+        let ok = !p.is_empty()
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !ok {
+            return Err(ConfigError::Refused(format!(
+                "--profile {p:?} is not a valid profile name (use letters, digits, '-' and '_')"
+            )));
+        }
+    }
+    let home = env("OPENCLAW_HOME")
+        .or_else(|| env("HOME"))
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            ConfigError::Refused("HOME is not set: set HOME or OPENCLAW_STATE_DIR".into())
+        })?;
+    let state_dir = match (env("OPENCLAW_STATE_DIR"), &profile) {
+        (Some(d), _) if !d.is_empty() => PathBuf::from(d),
+        (_, Some(p)) => home.join(format!(".openclaw-{p}")),
+        _ => home.join(".openclaw"),
+    };
+    let config_path = match (config_flag, env("OPENCLAW_CONFIG_PATH")) {
+        (Some(c), _) => c.to_path_buf(),
+        (None, Some(c)) if !c.is_empty() => PathBuf::from(c),
+        _ => state_dir.join("openclaw.json"),
+    };
+    Ok(Paths {
+        state_dir,
+        config_path,
+        profile,
+    })
+}
+
+/// Resolves everything for `openclaw gateway`.
+pub fn resolve(inputs: &Inputs, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+    let paths = resolve_paths(inputs.config.as_deref(), inputs.profile.as_deref(), inputs.dev, env)?;
+    let exists = paths.config_path.exists();
+    if inputs.config.is_some() && !exists {
+        return Err(ConfigError::Parse {
+            file: paths.config_path.clone(),
+            msg: "config file not found (check the --config path)".into(),
+        });
+    }
+    let file = if exists {
+        load_file(&paths.config_path, env)?
+    } else {
+        FileConfig::default()
+    };
+    let cfg_path = paths.config_path.clone();
+    let g = &file.gateway;
+    if g.mode == Some(GatewayMode::Remote) {
+        return Err(ConfigError::Refused(format!(
+            "{}: gateway.mode is \"remote\", so this machine is configured as a client of \
+             gateway.remote.url; set gateway.mode to \"local\" to run a gateway here",
+            cfg_path.display()
+        )));
+    }
+    let port = resolve_port(inputs, g.port, &cfg_path, env)?;
+    check_bind(inputs, &file, &cfg_path)?;
+    refuse_unbuilt(&file, &cfg_path)?;
+    let auth = resolve_auth(inputs, &file, &cfg_path, env)?;
+    check_token_rules(&file, &auth, &cfg_path)?;
+    check_cdp(&file, &cfg_path)?;
+    let ms = |v: Option<u64>, key: &'static str, default: u64, min: u64| -> Result<Duration, ConfigError> {
+        let v = v.unwrap_or(default);
+        if v < min {
+            return Err(invalid(&cfg_path, key, format!("must be at least {min} ms, got {v}")));
+        }
+        Ok(Duration::from_millis(v))
+    };
+    let handshake_ms = match env("OPENCLAW_HANDSHAKE_TIMEOUT_MS") {
+        Some(v) => Some(v.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            ConfigError::Refused(format!(
+                "env OPENCLAW_HANDSHAKE_TIMEOUT_MS={v:?} is not a positive number of milliseconds"
+            ))
+        })?),
+        None => g.handshake_timeout_ms,
+    };
+    let handshake_timeout = ms(handshake_ms, "gateway.handshakeTimeoutMs", HANDSHAKE_TIMEOUT_MS, 1)?;
+    let tick_interval = ms(g.tick_interval_ms, "gateway.tickIntervalMs", TICK_INTERVAL_MS, 10)?;
+    let shutdown_grace = ms(g.shutdown_grace_ms, "gateway.shutdownGraceMs", DEFAULT_SHUTDOWN_GRACE_MS, 0)?;
+    let log_level = resolve_log_level(inputs, &file, &cfg_path)?;
+    let log_file = file
+        .logging
+        .as_ref()
+        .and_then(|l| l.file.as_ref())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| paths.state_dir.join("logs").join("gateway.log"));
+    let audit_file = paths.state_dir.join("logs").join("audit.jsonl");
+    let listen = vec![
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+        SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
+    ];
+    Ok(Settings {
+        paths,
+        config_file_exists: exists,
+        file,
+        port,
+        listen,
+        auth,
+        handshake_timeout,
+        tick_interval,
+        ping_interval: Duration::from_millis(WS_PING_INTERVAL_MS),
+        shutdown_grace,
+        log_level,
+        log_file,
+        audit_file,
+    })
+}
+
+fn invalid(file: &Path, path: &str, msg: String) -> ConfigError {
+    ConfigError::Invalid {
+        file: file.to_path_buf(),
+        path: path.to_string(),
+        msg,
+    }
+}
+
+fn resolve_port(
+    inputs: &Inputs,
+    file_port: Option<u16>,
+    cfg: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<u16, ConfigError> {
+    if let Some(p) = inputs.port {
+        return Ok(p);
+    }
+    if let Some(v) = env("OPENCLAW_GATEWAY_PORT").filter(|v| !v.is_empty()) {
+        return v.trim().parse::<u16>().map_err(|_| {
+            ConfigError::Refused(format!(
+                "env OPENCLAW_GATEWAY_PORT={v:?} is not a port number (0-65535); unset it or fix it"
+            ))
+        });
+    }
+    if let Some(p) = file_port {
+        let _ = cfg;
+        return Ok(p);
+    }
+    Ok(if inputs.dev || inputs.profile.as_deref() == Some("dev") {
+        DEV_PORT
+    } else {
+        DEFAULT_PORT
+    })
+}
+
+fn check_bind(inputs: &Inputs, file: &FileConfig, cfg: &Path) -> Result<(), ConfigError> {
+    let (bind, source) = match (&inputs.bind, &file.gateway.bind) {
+        (Some(b), _) => (b.as_str(), Source::Flag("--bind")),
+        (None, Some(b)) => (b.as_str(), Source::File(cfg.to_path_buf(), "gateway.bind")),
+        _ => ("loopback", Source::Default),
+    };
+    match bind {
+        "loopback" => {}
+        "lan" | "tailnet" | "custom" | "auto" => {
+            return Err(ConfigError::Refused(format!(
+                "bind mode {bind:?} ({source}) is not supported yet: this build listens on \
+                 loopback only (127.0.0.1 and [::1]); reach it remotely through an SSH tunnel, \
+                 or use --bind loopback"
+            )))
+        }
+        other => {
+            return Err(ConfigError::Refused(format!(
+                "bind mode {other:?} ({source}) is not one of loopback, lan, tailnet, custom, auto"
+            )))
+        }
+    }
+    if file.gateway.custom_bind_host.is_some() {
+        return Err(refused_unbuilt(cfg, "gateway.customBindHost", "custom bind addresses"));
+    }
+    Ok(())
+}
+
+fn refused_unbuilt(cfg: &Path, key: &str, what: &str) -> ConfigError {
+    ConfigError::Refused(format!(
+        "{}: `{key}` is configured, but {what} are not supported by this build yet; refusing \
+         to start without them (remove the key to run without the feature)",
+        cfg.display()
+    ))
+}
+
+/// Security features that are configured but not built refuse start-up.
+fn refuse_unbuilt(file: &FileConfig, cfg: &Path) -> Result<(), ConfigError> {
+    let g = &file.gateway;
+    let on = |enabled: Option<bool>| enabled != Some(false);
+    if g.tls.as_ref().is_some_and(|t| t.enabled == Some(true)) {
+        return Err(refused_unbuilt(cfg, "gateway.tls.enabled", "TLS listeners"));
+    }
+    if g.rate_limit.as_ref().is_some_and(|r| on(r.enabled)) {
+        return Err(refused_unbuilt(cfg, "gateway.rateLimit", "request rate limits"));
+    }
+    if g.auth.rate_limit.as_ref().is_some_and(|r| on(r.enabled)) {
+        return Err(refused_unbuilt(cfg, "gateway.auth.rateLimit", "rate limits and auth lockout"));
+    }
+    if g.allowed_ips.as_ref().is_some_and(|v| !v.is_empty()) {
+        return Err(refused_unbuilt(cfg, "gateway.allowedIPs", "IP allowlists"));
+    }
+    if g.trusted_proxies.as_ref().is_some_and(|v| !v.is_empty()) {
+        return Err(refused_unbuilt(cfg, "gateway.trustedProxies", "trusted proxies"));
+    }
+    if let Some(t) = &g.tailscale {
+        if t.mode.as_deref().is_some_and(|m| m != "off") {
+            return Err(refused_unbuilt(cfg, "gateway.tailscale.mode", "Tailscale serve/funnel"));
+        }
+        if t.allowed_ips.as_ref().is_some_and(|v| !v.is_empty()) {
+            return Err(refused_unbuilt(cfg, "gateway.tailscale.allowedIPs", "IP allowlists"));
+        }
+        if t.auth.as_ref().is_some_and(|a| a.enabled == Some(true)) {
+            return Err(refused_unbuilt(cfg, "gateway.tailscale.auth", "Tailscale identity auth"));
+        }
+        if t.bind.is_some() {
+            return Err(refused_unbuilt(cfg, "gateway.tailscale.bind", "tailnet binds"));
+        }
+    }
+    if file.tunnels.as_ref().is_some_and(|v| !v.is_empty()) {
+        return Err(refused_unbuilt(cfg, "tunnels", "SSH tunnels"));
+    }
+    Ok(())
+}
+
+fn resolve_auth(
+    inputs: &Inputs,
+    file: &FileConfig,
+    cfg: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<AuthSettings, ConfigError> {
+    let a = &file.gateway.auth;
+    let pick = |flag: &Option<Secret>, flag_name, env_name, file_v: &Option<Secret>, key| {
+        if let Some(s) = flag.clone().filter(|s| !s.is_unset()) {
+            return Some((s, Source::Flag(flag_name)));
+        }
+        if let Some(s) = env(env_name).map(Secret::new).filter(|s| !s.is_unset()) {
+            return Some((s, Source::Env(env_name)));
+        }
+        file_v
+            .clone()
+            .filter(|s| !s.is_unset())
+            .map(|s| (s, Source::File(cfg.to_path_buf(), key)))
+    };
+    let token = pick(&inputs.token, "--token", "OPENCLAW_GATEWAY_TOKEN", &a.token, "gateway.auth.token");
+    let password = pick(
+        &inputs.password,
+        "--password",
+        "OPENCLAW_GATEWAY_PASSWORD",
+        &a.password,
+        "gateway.auth.password",
+    );
+    let (mode_str, mode_src) = match (&inputs.auth, &a.mode) {
+        (Some(m), _) => (Some(m.as_str()), Source::Flag("--auth")),
+        (None, Some(m)) => (Some(m.as_str()), Source::File(cfg.to_path_buf(), "gateway.auth.mode")),
+        _ => (None, Source::Default),
+    };
+    let mode = match mode_str {
+        Some("token") => AuthMode::Token,
+        Some("password") => AuthMode::Password,
+        Some("none") => AuthMode::None,
+        Some("trusted-proxy") => {
+            return Err(refused_unbuilt(cfg, "gateway.auth.mode=trusted-proxy", "trusted-proxy auth modes"))
+        }
+        Some(other) => {
+            return Err(ConfigError::Refused(format!(
+                "auth mode {other:?} ({mode_src}) is not one of none, token, password, trusted-proxy"
+            )))
+        }
+        None if token.is_some() && password.is_some() => {
+            return Err(ConfigError::Refused(format!(
+                "both a token ({}) and a password ({}) are configured: set gateway.auth.mode \
+                 or --auth to choose one",
+                token.as_ref().map(|t| t.1.to_string()).unwrap_or_default(),
+                password.as_ref().map(|p| p.1.to_string()).unwrap_or_default()
+            )))
+        }
+        None if password.is_some() => AuthMode::Password,
+        None => AuthMode::Token,
+    };
+    if mode == AuthMode::Password && password.is_none() {
+        return Err(ConfigError::Refused(format!(
+            "auth mode is password ({mode_src}) but no password is set: set \
+             gateway.auth.password in {}, OPENCLAW_GATEWAY_PASSWORD or --password",
+            cfg.display()
+        )));
+    }
+    let source = match mode {
+        AuthMode::Token => token.as_ref().map(|t| t.1.clone()).unwrap_or(Source::Default),
+        AuthMode::Password => password.as_ref().map(|p| p.1.clone()).unwrap_or(Source::Default),
+        AuthMode::None => mode_src,
+    };
+    Ok(AuthSettings {
+        mode,
+        token: token.map(|t| t.0),
+        password: password.map(|p| p.0),
+        source,
+    })
+}
+
+/// Applies `gateway.auth.tokenValidation` when configured. Never prints the secret.
+fn check_token_rules(file: &FileConfig, auth: &AuthSettings, cfg: &Path) -> Result<(), ConfigError> {
+    let Some(rules) = &file.gateway.auth.token_validation else {
+        return Ok(());
+    };
+    let min = rules.min_length.unwrap_or(DEFAULT_TOKEN_MIN_LENGTH);
+    let alnum = rules.require_alphanumeric.unwrap_or(true);
+    let secret = match auth.mode {
+        AuthMode::Token => auth.token.as_ref(),
+        AuthMode::Password => auth.password.as_ref(),
+        AuthMode::None => None,
+    };
+    let Some(secret) = secret else { return Ok(()) };
+    if let Err(rule) = validate_secret(secret.expose(), min, alnum) {
+        return Err(ConfigError::Refused(format!(
+            "the gateway secret ({}) fails {}: {rule}; generate a strong one with \
+             `openclaw token generate`",
+            auth.source,
+            cfg.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a secret against the `tokenValidation` rules; the error names the failed rule.
+pub fn validate_secret(secret: &str, min_length: usize, require_alphanumeric: bool) -> Result<(), String> {
+    let len = secret.chars().count();
+    if len < min_length {
+        return Err(format!("tokenValidation.minLength requires at least {min_length} characters, it has {len}"));
+    }
+    if require_alphanumeric {
+        let only = secret.chars().all(|c| c.is_ascii_alphanumeric());
+        let letter = secret.chars().any(|c| c.is_ascii_alphabetic());
+        let digit = secret.chars().any(|c| c.is_ascii_digit());
+        if !(only && letter && digit) {
+            return Err("tokenValidation.requireAlphanumeric requires letters and digits only, \
+                        with at least one of each"
+                .into());
+        }
+    }
+    Ok(())
+}
+
+/// `browser.cdpUrl` must stay on loopback: CDP is full control of the browser.
+fn check_cdp(file: &FileConfig, cfg: &Path) -> Result<(), ConfigError> {
+    let Some(url) = file.browser.as_ref().and_then(|b| b.cdp_url.as_deref()) else {
+        return Ok(());
+    };
+    let host = url
+        .split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split('/')
+        .next()
+        .unwrap_or("");
+    let host = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host),
+    };
+    let loopback = host == "localhost"
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        return Err(ConfigError::Refused(format!(
+            "{}: browser.cdpUrl points at {host:?}, which is not loopback; CDP gives full control \
+             of the browser, so it must never be reachable from another machine (use \
+             http://127.0.0.1:<port>)",
+            cfg.display()
+        )));
+    }
+    Ok(())
+}
+
+fn resolve_log_level(inputs: &Inputs, file: &FileConfig, cfg: &Path) -> Result<String, ConfigError> {
+    let (level, src) = match (&inputs.log_level, file.logging.as_ref().and_then(|l| l.level.clone())) {
+        (Some(l), _) => (l.clone(), Source::Flag("--log-level")),
+        (None, Some(l)) => (l, Source::File(cfg.to_path_buf(), "logging.level")),
+        _ => ("info".to_string(), Source::Default),
+    };
+    match level.as_str() {
+        "error" | "warn" | "info" | "debug" | "trace" => Ok(level),
+        other => Err(ConfigError::Refused(format!(
+            "log level {other:?} ({src}) is not one of error, warn, info, debug, trace"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests;

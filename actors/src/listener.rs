@@ -1,0 +1,137 @@
+//! The Listener actor: one per bound address. It binds in `pre_start` (so a busy port fails
+//! start-up with a clear error) and runs the accept loop in a task it owns; each accepted
+//! TCP connection is served by hyper (HTTP/1.1 with upgrades, header-read timeout enforced
+//! by hyper's timer) in its own task. Upgrades become sessions via the SessionManager.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::net::{TcpListener, TcpSocket};
+
+use crate::http;
+use crate::shared::{lock, Shared};
+
+/// How long a client may take to send request headers.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The listener actor.
+pub struct ListenerActor;
+
+/// Start-up arguments.
+pub struct ListenerArgs {
+    /// Address to bind (port 0: the gateway's port once known, else any).
+    pub addr: SocketAddr,
+    /// Shared state.
+    pub shared: Arc<Shared>,
+    /// Skip quietly when the address family is unavailable (IPv6 off).
+    pub optional: bool,
+}
+
+/// Messages to a listener (none yet besides lifecycle; kept for tracing symmetry).
+pub enum ListenerMsg {}
+
+/// State: the accept task, aborted when the state drops (stop, crash or kill).
+pub struct ListenerState {
+    addr: Option<SocketAddr>,
+    accept: Option<tokio::task::JoinHandle<()>>,
+    shared: Arc<Shared>,
+}
+
+/// Why binding failed, in words a user can act on.
+pub fn bind_error(addr: SocketAddr, e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "cannot listen on {addr}: address already in use; is another gateway running? \
+             (check with `openclaw status`, or pick another port with --port)"
+        ),
+        std::io::ErrorKind::PermissionDenied => {
+            format!("cannot listen on {addr}: permission denied (ports below 1024 need privileges; use --port)")
+        }
+        _ => format!("cannot listen on {addr}: {e}"),
+    }
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let sock = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    sock.set_reuseaddr(true)?;
+    sock.bind(addr)?;
+    sock.listen(1024)
+}
+
+impl Actor for ListenerActor {
+    type Msg = ListenerMsg;
+    type State = ListenerState;
+    type Arguments = ListenerArgs;
+
+    async fn pre_start(&self, _me: ActorRef<ListenerMsg>, a: ListenerArgs) -> Result<ListenerState, ActorProcessingErr> {
+        let mut addr = a.addr;
+        let known = a.shared.port.load(Ordering::Relaxed);
+        if addr.port() == 0 && known != 0 {
+            addr.set_port(known);
+        }
+        let listener = match bind(addr) {
+            Ok(l) => l,
+            Err(e) if a.optional && matches!(e.raw_os_error(), Some(libc::EADDRNOTAVAIL) | Some(libc::EAFNOSUPPORT)) => {
+                tracing::debug!(%addr, error = %e, "IPv6 loopback unavailable; not listening on it");
+                return Ok(ListenerState { addr: None, accept: None, shared: a.shared });
+            }
+            Err(e) => return Err(bind_error(addr, &e).into()),
+        };
+        let local = listener.local_addr()?;
+        a.shared.port.store(local.port(), Ordering::Relaxed);
+        lock(&a.shared.listeners).push(local);
+        tracing::info!(addr = %local, "listening");
+        let shared = a.shared.clone();
+        let accept = tokio::spawn(accept_loop(listener, shared));
+        Ok(ListenerState { addr: Some(local), accept: Some(accept), shared: a.shared })
+    }
+
+    async fn handle(&self, _me: ActorRef<ListenerMsg>, msg: ListenerMsg, _st: &mut ListenerState) -> Result<(), ActorProcessingErr> {
+        match msg {}
+    }
+}
+
+impl Drop for ListenerState {
+    fn drop(&mut self) {
+        if let Some(t) = self.accept.take() {
+            t.abort();
+        }
+        if let Some(a) = self.addr {
+            lock(&self.shared.listeners).retain(|x| *x != a);
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        match listener.accept().await {
+            Ok((tcp, peer)) => {
+                let _ = tcp.set_nodelay(true);
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| http::handle(req, peer, shared.clone()));
+                    let conn = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HEADER_READ_TIMEOUT)
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .with_upgrades();
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "http connection ended with an error");
+                    }
+                });
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Request methods after the handshake (PROTOCOL §4): scope check, then the handler. Reads
+//! come from [`Shared`] without actor round trips; disk reads are returned as a blocking job
+//! the session runs off its mailbox.
+
+use std::sync::atomic::Ordering;
+
+use serde_json::{json, Value};
+
+use crate::logtail::{tail, TailParams};
+use crate::protocol::errors::ErrorShape;
+use crate::protocol::frame::Request;
+use crate::protocol::scopes::{required_scope, satisfies};
+use crate::shared::{now_ms, ConnStats, Identity, Shared, VERSION};
+
+/// How a request is answered.
+pub enum Dispatch {
+    /// Answered now.
+    Done(Result<Value, ErrorShape>),
+    /// Needs disk I/O: run this off the actor.
+    Blocking(Box<dyn FnOnce() -> Result<Value, ErrorShape> + Send>),
+}
+
+/// Checks the scope and runs the method.
+pub fn dispatch(shared: &std::sync::Arc<Shared>, who: &Identity, _conn: &ConnStats, req: &Request) -> Dispatch {
+    let Some(scope) = required_scope(&req.method) else {
+        return Dispatch::Done(Err(ErrorShape::unknown_method(&req.method)));
+    };
+    if !satisfies(&who.scopes, scope) {
+        return Dispatch::Done(Err(ErrorShape::missing_scope(scope)));
+    }
+    let params = req.params.as_ref();
+    Dispatch::Done(Ok(match req.method.as_str() {
+        "health" => health(shared),
+        "status" => status(shared),
+        "system-presence" => Value::Array(crate::presence::entries(shared)),
+        "last-heartbeat" => Value::Null,
+        "config.get" => config_get(shared),
+        "gateway.connections.list" => connections(shared),
+        "logs.tail" => return tail_job("logs.tail", shared.settings.log_file.clone(), params),
+        "audit.tail" => return tail_job("audit.tail", shared.audit.path.to_path_buf(), params),
+        #[cfg(feature = "fault-injection")]
+        "debug.panic" => panic!("fault injection: debug.panic requested by the client"),
+        other => return Dispatch::Done(Err(ErrorShape::unknown_method(other))),
+    }))
+}
+
+fn tail_job(method: &'static str, path: std::path::PathBuf, params: Option<&Value>) -> Dispatch {
+    let p = match TailParams::parse(params) {
+        Ok(p) => p,
+        Err(e) => return Dispatch::Done(Err(ErrorShape::invalid_params(method, &e))),
+    };
+    Dispatch::Blocking(Box::new(move || {
+        tail(&path, p).map_err(|e| ErrorShape::unavailable(format!("log read failed: {e}")))
+    }))
+}
+
+/// The `health` snapshot embedded in `hello-ok` and returned by `health`.
+pub fn health_snapshot(shared: &Shared) -> Value {
+    health(shared)
+}
+
+fn health(shared: &Shared) -> Value {
+    json!({
+        "ok": true,
+        "ts": now_ms(),
+        "durationMs": 0,
+        "channels": {},
+        "channelOrder": [],
+        "channelLabels": {},
+        "heartbeatSeconds": 0,
+        "defaultAgentId": "main",
+        "agents": [],
+        "sessions": {"path": "", "count": 0, "recent": []},
+        "gateway": {
+            "version": VERSION,
+            "uptimeMs": shared.uptime_ms(),
+            "connections": shared.connection_count(),
+            "listeners": shared.listener_urls(),
+        },
+    })
+}
+
+fn status(shared: &Shared) -> Value {
+    let c = &shared.counters;
+    let a = &shared.audit.stats;
+    json!({
+        "runtimeVersion": VERSION,
+        "version": VERSION,
+        "pid": std::process::id(),
+        "uptimeMs": shared.uptime_ms(),
+        "startedAt": shared.started_ms,
+        "port": shared.port.load(Ordering::Relaxed),
+        "listeners": shared.listener_urls(),
+        "authMode": shared.auth_mode_name(),
+        "connections": {
+            "active": shared.connection_count(),
+            "total": c.connections_total.load(Ordering::Relaxed),
+        },
+        "auth": {
+            "ok": c.auth_ok.load(Ordering::Relaxed),
+            "failed": c.auth_failed.load(Ordering::Relaxed),
+            "handshakeTimeouts": c.handshake_timeouts.load(Ordering::Relaxed),
+        },
+        "sessionsCrashed": c.sessions_crashed.load(Ordering::Relaxed),
+        "requests": c.requests.load(Ordering::Relaxed),
+        "audit": {
+            "file": shared.audit.path.display().to_string(),
+            "queued": a.queued.load(Ordering::Relaxed),
+            "written": a.written.load(Ordering::Relaxed),
+            "writeErrors": a.write_errors.load(Ordering::Relaxed),
+        },
+        "stateDir": shared.settings.paths.state_dir.display().to_string(),
+        "configPath": shared.settings.paths.config_path.display().to_string(),
+        "heartbeat": {"defaultAgentId": "main", "agents": []},
+        "channelSummary": [],
+        "sessions": {"paths": [], "count": 0, "defaults": {}, "recent": [], "byAgent": []},
+        "tunnels": [],
+    })
+}
+
+fn config_get(shared: &Shared) -> Value {
+    let s = &shared.settings;
+    let config = serde_json::to_value(&s.file).unwrap_or(Value::Null);
+    let raw = std::fs::read(&s.paths.config_path).unwrap_or_default();
+    let hash = crate::protocol::device::device_id(&raw);
+    json!({
+        "path": s.paths.config_path.display().to_string(),
+        "exists": s.config_file_exists,
+        "config": config,
+        "hash": hash,
+        "effective": {
+            "port": shared.port.load(Ordering::Relaxed),
+            "bind": "loopback",
+            "authMode": shared.auth_mode_name(),
+            "handshakeTimeoutMs": s.handshake_timeout.as_millis() as u64,
+            "tickIntervalMs": s.tick_interval.as_millis() as u64,
+            "shutdownGraceMs": s.shutdown_grace.as_millis() as u64,
+            "logFile": s.log_file.display().to_string(),
+            "auditFile": s.audit_file.display().to_string(),
+        },
+    })
+}
+
+fn connections(shared: &Shared) -> Value {
+    let rows: Vec<Value> = shared.connections().iter().map(|c| c.to_json()).collect();
+    json!({"count": rows.len(), "connections": rows})
+}

@@ -1,0 +1,184 @@
+//! Frame codec: parse inbound `req` frames, build outbound `res` and `event` frames.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::errors::ErrorShape;
+
+/// A parsed request frame `{type:"req", id, method, params?}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// Client-chosen id, echoed in the response.
+    pub id: String,
+    /// Method name.
+    pub method: String,
+    /// Parameters; `None` when the key is absent (the CLI's `health` sends none).
+    pub params: Option<Value>,
+}
+
+/// Why an inbound text frame is not a valid request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// Not JSON, or not an object.
+    #[error("frame is not a JSON object")]
+    NotJson,
+    /// An object whose `type` is not `req`.
+    #[error("type must be \"req\"")]
+    NotRequest {
+        /// The frame's `id` when it had a string one.
+        id: Option<String>,
+    },
+    /// `id` missing, empty or not a string.
+    #[error("id must be a non-empty string")]
+    BadId,
+    /// `method` missing, empty or not a string.
+    #[error("method must be a non-empty string")]
+    BadMethod {
+        /// The frame's id.
+        id: String,
+    },
+}
+
+#[derive(Deserialize)]
+struct RawFrame {
+    #[serde(rename = "type")]
+    kind: Option<Value>,
+    id: Option<Value>,
+    method: Option<Value>,
+    params: Option<Value>,
+}
+
+// === impl FrameError ===
+
+impl FrameError {
+    /// The id to echo in the error response (`"invalid"` when there is none).
+    pub fn response_id(&self) -> String {
+        match self {
+            FrameError::NotRequest { id: Some(id) } | FrameError::BadMethod { id } => id.clone(),
+            _ => "invalid".to_string(),
+        }
+    }
+}
+
+/// Parses one inbound text frame as a request.
+pub fn parse_request(text: &str) -> Result<Request, FrameError> {
+    let raw: RawFrame = serde_json::from_str(text).map_err(|_| FrameError::NotJson)?;
+    let id = match &raw.id {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    };
+    if raw.kind.as_ref().and_then(Value::as_str) != Some("req") {
+        return Err(FrameError::NotRequest { id });
+    }
+    let id = id.ok_or(FrameError::BadId)?;
+    let method = match raw.method {
+        Some(Value::String(m)) if !m.is_empty() => m,
+        _ => return Err(FrameError::BadMethod { id }),
+    };
+    Ok(Request {
+        id,
+        method,
+        params: raw.params,
+    })
+}
+
+/// `{"type":"res","id":…,"ok":true,"payload":…}`.
+pub fn response_ok(id: &str, payload: Value) -> String {
+    let mut m = Map::with_capacity(4);
+    m.insert("type".into(), Value::from("res"));
+    m.insert("id".into(), Value::from(id));
+    m.insert("ok".into(), Value::Bool(true));
+    m.insert("payload".into(), payload);
+    Value::Object(m).to_string()
+}
+
+/// `{"type":"res","id":…,"ok":false,"error":…}`.
+pub fn response_err(id: &str, error: &ErrorShape) -> String {
+    let mut m = Map::with_capacity(4);
+    m.insert("type".into(), Value::from("res"));
+    m.insert("id".into(), Value::from(id));
+    m.insert("ok".into(), Value::Bool(false));
+    m.insert(
+        "error".into(),
+        serde_json::to_value(error).unwrap_or(Value::Null),
+    );
+    Value::Object(m).to_string()
+}
+
+/// `{"type":"event","event":…,"payload":…[,"seq":n][,"stateVersion":…]}`.
+pub fn event(name: &str, payload: &Value, seq: Option<u64>, state_version: Option<&Value>) -> String {
+    let mut m = Map::with_capacity(5);
+    m.insert("type".into(), Value::from("event"));
+    m.insert("event".into(), Value::from(name));
+    m.insert("payload".into(), payload.clone());
+    if let Some(seq) = seq {
+        m.insert("seq".into(), Value::from(seq));
+    }
+    if let Some(sv) = state_version {
+        m.insert("stateVersion".into(), sv.clone());
+    }
+    Value::Object(m).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parse_table() {
+        let ok = parse_request(r#"{"type":"req","id":"1:a","method":"health"}"#).unwrap();
+        assert_eq!(ok.id, "1:a");
+        assert_eq!(ok.method, "health");
+        assert_eq!(ok.params, None);
+        let with = parse_request(r#"{"type":"req","id":"x","method":"m","params":{"a":1}}"#)
+            .unwrap();
+        assert_eq!(with.params, Some(json!({"a":1})));
+
+        let cases: &[(&str, FrameError)] = &[
+            ("not json", FrameError::NotJson),
+            ("[1,2]", FrameError::NotJson),
+            (r#"{"type":"event","id":"7"}"#, FrameError::NotRequest { id: Some("7".into()) }),
+            (r#"{"id":"7","method":"x"}"#, FrameError::NotRequest { id: Some("7".into()) }),
+            (r#"{"type":"req","method":"x"}"#, FrameError::BadId),
+            (r#"{"type":"req","id":"","method":"x"}"#, FrameError::BadId),
+            (r#"{"type":"req","id":5,"method":"x"}"#, FrameError::BadId),
+            (r#"{"type":"req","id":"9"}"#, FrameError::BadMethod { id: "9".into() }),
+            (r#"{"type":"req","id":"9","method":""}"#, FrameError::BadMethod { id: "9".into() }),
+        ];
+        for (text, want) in cases {
+            assert_eq!(&parse_request(text).unwrap_err(), want, "{text}");
+        }
+        assert_eq!(FrameError::BadId.response_id(), "invalid");
+        assert_eq!(FrameError::BadMethod { id: "9".into() }.response_id(), "9");
+    }
+
+    #[test]
+    fn build_frames() {
+        let r: Value = serde_json::from_str(&response_ok("a", json!({"x":1}))).unwrap();
+        assert_eq!(r, json!({"type":"res","id":"a","ok":true,"payload":{"x":1}}));
+        let e: Value =
+            serde_json::from_str(&response_err("b", &ErrorShape::unknown_method("nope")))
+                .unwrap();
+        assert_eq!(
+            e,
+            json!({"type":"res","id":"b","ok":false,
+                   "error":{"code":"INVALID_REQUEST","message":"unknown method: nope"}})
+        );
+        let ev: Value = serde_json::from_str(&event("tick", &json!({"ts":5}), Some(3), None)).unwrap();
+        assert_eq!(ev, json!({"type":"event","event":"tick","payload":{"ts":5},"seq":3}));
+        let ch: Value = serde_json::from_str(&event("connect.challenge", &json!({}), None, None)).unwrap();
+        assert!(ch.get("seq").is_none());
+    }
+
+    #[test]
+    fn missing_scope_shape() {
+        let v = serde_json::to_value(ErrorShape::missing_scope("operator.read")).unwrap();
+        assert_eq!(
+            v,
+            json!({"code":"FORBIDDEN","message":"missing scope: operator.read",
+                   "details":{"code":"MISSING_SCOPE","missingScope":"operator.read",
+                              "requiredScopes":["operator.read"]}})
+        );
+    }
+}

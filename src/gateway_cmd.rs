@@ -1,0 +1,103 @@
+//! `openclaw gateway [run]`: resolve the config, start the actor tree, wait for a signal.
+
+use std::time::Instant;
+
+use openclaw_actors::config::{self, AuthMode, Inputs};
+use openclaw_actors::gateway;
+use openclaw_actors::secret::Secret;
+
+use crate::cli::{GatewayArgs, GatewayCmd, Global, RunArgs};
+use crate::{logging, signals};
+
+/// Exit code for bad configuration or refused start-up.
+pub const EXIT_CONFIG: i32 = 2;
+/// Exit code when the runtime gave up (restart intensity exceeded).
+pub const EXIT_RUNTIME: i32 = 70;
+
+/// Runs the gateway; returns the process exit code.
+pub fn run(global: &Global, args: GatewayArgs) -> i32 {
+    let run = match args.cmd {
+        Some(GatewayCmd::Run(r)) => r,
+        None => args.run,
+    };
+    let started = Instant::now();
+    let inputs = inputs(global, &run);
+    let env = |k: &str| std::env::var(k).ok();
+    let settings = match config::resolve(&inputs, &env) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("openclaw gateway: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    if let Err(e) = logging::init(&settings.log_level, &settings.log_file) {
+        eprintln!("openclaw gateway: {e}");
+        return EXIT_CONFIG;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("openclaw gateway: cannot start the runtime: {e}");
+            return EXIT_RUNTIME;
+        }
+    };
+    rt.block_on(serve(settings, started))
+}
+
+fn inputs(global: &Global, run: &RunArgs) -> Inputs {
+    Inputs {
+        config: run.config.clone(),
+        profile: global.profile.clone(),
+        dev: global.dev,
+        port: run.port,
+        bind: run.bind.map(|b| b.as_str().to_string()),
+        auth: run.auth.map(|a| a.as_str().to_string()),
+        token: run.token.clone().map(Secret::new),
+        password: run.password.clone().map(Secret::new),
+        log_level: run.log_level.map(|l| l.as_str().to_string()),
+    }
+}
+
+async fn serve(settings: config::Settings, started: Instant) -> i32 {
+    let audit_file = settings.audit_file.clone();
+    let log_file = settings.log_file.clone();
+    let mode = settings.auth.mode;
+    let source = settings.auth.source.clone();
+    let gw = match gateway::start(settings).await {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("openclaw gateway: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    for addr in gw.listeners() {
+        println!("listening on ws://{addr}");
+    }
+    match (mode, gw.runtime_token_path()) {
+        (AuthMode::Token, Some(p)) => println!("auth: token (runtime token in {}, mode 0600)", p.display()),
+        (AuthMode::Token, None) => println!("auth: token (from {source})"),
+        (AuthMode::Password, _) => println!("auth: password (from {source})"),
+        (AuthMode::None, _) => println!("auth: none (loopback only)"),
+    }
+    println!("audit log: {}", audit_file.display());
+    println!("gateway log: {}", log_file.display());
+    tracing::info!(startup_ms = started.elapsed().as_millis() as u64, "gateway ready");
+    let gateway::Gateway { root, mut join, shared } = gw;
+    tokio::select! {
+        sig = signals::shutdown_signal() => {
+            tracing::info!(signal = sig, "shutting down");
+            let clean = gateway::shutdown(&root, &shared, sig).await;
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), join).await;
+            if clean {
+                tracing::info!("shutdown complete");
+            } else {
+                tracing::warn!("shutdown finished after the grace period; remaining sessions were dropped");
+            }
+            0
+        }
+        _ = &mut join => {
+            eprintln!("openclaw gateway: the runtime stopped after repeated failures; see {}", log_file.display());
+            EXIT_RUNTIME
+        }
+    }
+}
