@@ -1,1 +1,244 @@
-fn main(){}
+//! Protocol-level load tool and measurement harness for the gateway (modeled on
+//! `/work/shared/peer/rpc-load.mjs`). Every client connection does the full v4 handshake:
+//! wait for `connect.challenge`, send a `connect` req (client `cli`/`cli`, role operator,
+//! scope `operator.admin`, `auth.token`), wait for the `hello-ok` res. Loopback targets only.
+//!
+//! Run as `cargo bench --bench load -- <mode> [options]`:
+//!
+//! - `echo-server --port P` — a bare tokio-tungstenite server that sends the challenge,
+//!   answers `connect` with a minimal `hello-ok` and every other req with `{ok:true}`: the
+//!   "echo baseline" for what a WebSocket round trip costs here.
+//! - `rpc --url U --token T --connections N --seconds S --method health [--params JSON]` —
+//!   N connections, each a sequential req/res loop for S s; prints JSON (req/s, p50/p90/p99/max
+//!   latency in ms, errors). `--json` prints it on one line.
+//! - `handshakes --url U --token T --workers W --seconds S` — W loops of
+//!   open → challenge → connect → hello-ok → close; prints handshakes/s and latency.
+//! - `idle --url U --token T --connections N --hold-seconds S [--connect-parallel 64]` —
+//!   opens N authenticated connections (bounded parallel handshakes), prints `READY n` on
+//!   stderr, holds them S s (answering pings), closes them, prints JSON.
+//! - `report [--seconds 5] [--workers 8] [--idle-sizes 1000,10000] [--health-conns 1,50]` —
+//!   the full suite against the release gateway binary (`$OPENCLAW_BIN`, else
+//!   `$CARGO_TARGET_DIR/release/openclaw`, else `target/release/openclaw`): start-up time,
+//!   idle RSS, RSS per idle connection, `health` req/s vs the echo baseline, handshakes/s;
+//!   with `PEER=1` also the real OpenClaw gateway. Markdown on stdout, progress on stderr.
+//!
+//! Common options: `--url` (default `$GW_URL` or `ws://127.0.0.1:18789`), `--token`
+//! (default `$GW_TOKEN` / `$OPENCLAW_GATEWAY_TOKEN`), `--timeout-ms` (10000),
+//! `--connect-parallel` (16 for rpc, 64 for idle).
+//!
+//! Example: `CARGO_TARGET_DIR=/work/target-bench cargo build --release --bin openclaw &&
+//! CARGO_TARGET_DIR=/work/target-bench cargo bench --bench load -- report > report.md`
+//!
+//! The soft `RLIMIT_NOFILE` is raised to the hard limit at start (idle runs need one fd per
+//! connection, and the spawned gateway inherits the limit).
+
+#[path = "load/args.rs"]
+mod args;
+#[path = "load/client.rs"]
+mod client;
+#[path = "load/echo.rs"]
+mod echo;
+#[path = "load/gateway.rs"]
+mod gateway;
+#[path = "load/markdown.rs"]
+mod markdown;
+#[path = "load/modes.rs"]
+mod modes;
+#[path = "load/peer.rs"]
+mod peer;
+#[path = "load/report.rs"]
+mod report;
+#[path = "load/stats.rs"]
+mod stats;
+#[path = "load/sys.rs"]
+mod sys;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::runtime::Runtime;
+
+use args::Args;
+use client::Target;
+use stats::first_errors;
+
+const USAGE: &str =
+    "usage: cargo bench --bench load -- <echo-server|rpc|handshakes|idle|report> [options]
+  echo-server --port P
+  rpc         --url U --token T --connections N --seconds S --method health [--params JSON] [--json]
+  handshakes  --url U --token T --workers W --seconds S [--json]
+  idle        --url U --token T --connections N --hold-seconds S [--connect-parallel 64]
+  report      [--seconds 5] [--workers 8] [--connect-parallel 64] [--idle-sizes 1000,10000]
+              [--health-conns 1,50] [--startup-runs 5]   (PEER=1: also the real gateway)
+see the //! header of benches/load.rs";
+
+const KNOWN: &[&str] = &[
+    "--port",
+    "--url",
+    "--token",
+    "--connections",
+    "--seconds",
+    "--method",
+    "--params",
+    "--workers",
+    "--hold-seconds",
+    "--connect-parallel",
+    "--timeout-ms",
+    "--idle-sizes",
+    "--health-conns",
+    "--startup-runs",
+];
+
+fn main() {
+    let a = match Args::parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => fail(&e),
+    };
+    let unknown = a.unknown(KNOWN);
+    if !unknown.is_empty() {
+        fail(&format!("unknown option(s) {unknown:?}"));
+    }
+    let Some(mode) = a
+        .mode
+        .clone()
+        .filter(|_| !a.flag("--help") && !a.flag("-h"))
+    else {
+        // Plain `cargo bench` (no mode): print usage, do nothing.
+        println!("{USAGE}");
+        return;
+    };
+    let (nofile, _) = sys::raise_nofile();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let code = match dispatch(&rt, &mode, &a, nofile) {
+        Ok(c) => c,
+        Err(e) => fail(&e),
+    };
+    rt.shutdown_timeout(Duration::from_secs(1));
+    std::process::exit(code);
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("load: {msg}\n{USAGE}");
+    std::process::exit(2)
+}
+
+fn dispatch(rt: &Runtime, mode: &str, a: &Args, nofile: u64) -> Result<i32, String> {
+    match mode {
+        "echo-server" => echo_server(rt, a),
+        "rpc" => rpc(rt, a),
+        "handshakes" => handshakes(rt, a),
+        "idle" => idle(rt, a),
+        "report" => {
+            let r = report::run(rt, a, nofile)?;
+            print!("{}", markdown::render(&r));
+            Ok(0)
+        }
+        other => Err(format!("unknown mode {other:?}")),
+    }
+}
+
+fn target(a: &Args) -> Result<Target, String> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let url = a.get("--url").map(str::to_string).or_else(|| env("GW_URL"));
+    let url = url.unwrap_or_else(|| "ws://127.0.0.1:18789".into());
+    if !args::is_loopback_url(&url) {
+        return Err(format!("refusing non-loopback url {url}"));
+    }
+    let token = a
+        .get("--token")
+        .map(str::to_string)
+        .or_else(|| env("GW_TOKEN"))
+        .or_else(|| env("OPENCLAW_GATEWAY_TOKEN"));
+    let timeout = Duration::from_millis(a.num("--timeout-ms", 10_000)?);
+    Ok(Target {
+        url,
+        token: token.unwrap_or_default(),
+        timeout,
+    })
+}
+
+fn print_json(a: &Args, v: &Value) {
+    if a.flag("--json") {
+        println!("{v}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    }
+}
+
+fn echo_server(rt: &Runtime, a: &Args) -> Result<i32, String> {
+    let port: u16 = a.num("--port", 0)?;
+    rt.block_on(async {
+        let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|e| format!("bind: {e}"))?;
+        println!(
+            "listening on ws://{}",
+            l.local_addr().map_err(|e| e.to_string())?
+        );
+        tokio::select! {
+            _ = echo::serve(l) => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        Ok(0)
+    })
+}
+
+fn rpc(rt: &Runtime, a: &Args) -> Result<i32, String> {
+    let method = a.get("--method").unwrap_or("health").to_string();
+    if method.is_empty()
+        || !method
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        return Err(format!("bad method name {method:?}"));
+    }
+    let params = a.get("--params").map(str::to_string);
+    if let Some(p) = &params {
+        serde_json::from_str::<Value>(p).map_err(|e| format!("--params is not JSON: {e}"))?;
+    }
+    let o = modes::RpcOpts {
+        target: target(a)?,
+        connections: a.num("--connections", 1)?,
+        seconds: a.num("--seconds", 5.0)?,
+        method,
+        params,
+        parallel: a.num("--connect-parallel", 16)?,
+    };
+    let r = rt.block_on(modes::rpc(&o));
+    print_json(a, &r.json(&o));
+    Ok(i32::from(
+        r.opened == 0 || !r.errors.is_empty() || r.not_ok > 0,
+    ))
+}
+
+fn handshakes(rt: &Runtime, a: &Args) -> Result<i32, String> {
+    let t = target(a)?;
+    let workers = a.num("--workers", a.num("--connections", 4)?)?;
+    let r = rt.block_on(modes::handshakes(&t, workers, a.num("--seconds", 5.0)?));
+    print_json(a, &r.json(&t.url));
+    Ok(i32::from(r.lat.n == 0))
+}
+
+fn idle(rt: &Runtime, a: &Args) -> Result<i32, String> {
+    let t = target(a)?;
+    let n = a.num("--connections", 1)?;
+    let hold = a.num("--hold-seconds", a.num("--seconds", 5.0)?)?;
+    let set = rt.block_on(modes::open_idle(&t, n, a.num("--connect-parallel", 64)?));
+    eprintln!("READY {} pid={}", set.opened, std::process::id());
+    std::thread::sleep(Duration::from_secs_f64(hold));
+    let summary = json!({
+        "url": t.url, "mode": "idle", "connections": n, "holdSeconds": hold, "opened": set.opened,
+        "openErrors": set.errors.len(), "firstOpenErrors": first_errors(&set.errors, 5),
+        "openAllMs": stats::r3(set.open_ms), "handshakeMs": set.handshake.json(),
+    });
+    let opened = set.opened;
+    let (alive, events) = rt.block_on(set.close());
+    let mut summary = summary;
+    summary["aliveAtEnd"] = json!(alive);
+    summary["eventsReceived"] = json!(events);
+    print_json(a, &summary);
+    Ok(i32::from(opened == 0))
+}

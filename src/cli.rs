@@ -31,7 +31,9 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway (`openclaw gateway` = `openclaw gateway run`).
-    #[command(after_help = "Examples:\n  openclaw gateway\n  openclaw gateway --port 18789 --log-level debug\n  OPENCLAW_GATEWAY_TOKEN=... openclaw gateway run --auth token")]
+    #[command(
+        after_help = "Examples:\n  openclaw gateway\n  openclaw gateway --port 18789 --log-level debug\n  OPENCLAW_GATEWAY_TOKEN=... openclaw gateway run --auth token"
+    )]
     Gateway(GatewayArgs),
 }
 

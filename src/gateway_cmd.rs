@@ -34,7 +34,10 @@ pub fn run(global: &Global, args: GatewayArgs) -> i32 {
         eprintln!("openclaw gateway: {e}");
         return EXIT_CONFIG;
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("openclaw gateway: cannot start the runtime: {e}");
@@ -74,15 +77,24 @@ async fn serve(settings: config::Settings, started: Instant) -> i32 {
         println!("listening on ws://{addr}");
     }
     match (mode, gw.runtime_token_path()) {
-        (AuthMode::Token, Some(p)) => println!("auth: token (runtime token in {}, mode 0600)", p.display()),
+        (AuthMode::Token, Some(p)) => {
+            println!("auth: token (runtime token in {}, mode 0600)", p.display())
+        }
         (AuthMode::Token, None) => println!("auth: token (from {source})"),
         (AuthMode::Password, _) => println!("auth: password (from {source})"),
         (AuthMode::None, _) => println!("auth: none (loopback only)"),
     }
     println!("audit log: {}", audit_file.display());
     println!("gateway log: {}", log_file.display());
-    tracing::info!(startup_ms = started.elapsed().as_millis() as u64, "gateway ready");
-    let gateway::Gateway { root, mut join, shared } = gw;
+    tracing::info!(
+        startup_ms = started.elapsed().as_millis() as u64,
+        "gateway ready"
+    );
+    let gateway::Gateway {
+        root,
+        mut join,
+        shared,
+    } = gw;
     tokio::select! {
         sig = signals::shutdown_signal() => {
             tracing::info!(signal = sig, "shutting down");

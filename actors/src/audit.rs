@@ -132,7 +132,9 @@ impl AuditHandle {
                     });
                 }
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => tracing::error!("audit channel closed: event lost"),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("audit channel closed: event lost")
+            }
         }
     }
 
@@ -177,8 +179,7 @@ fn recover(path: &Path) -> std::io::Result<(u64, bool)> {
     }
     let last_seq = tail[..complete]
         .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .next_back()
+        .rfind(|l| !l.is_empty())
         .and_then(|l| serde_json::from_slice::<Value>(l).ok())
         .and_then(|v| v.get("seq").and_then(Value::as_u64))
         .unwrap_or(0);
@@ -189,7 +190,11 @@ fn open_append(path: &Path) -> std::io::Result<File> {
     if let Some(dir) = path.parent() {
         crate::state::ensure_private_dir(dir)?;
     }
-    OpenOptions::new().create(true).append(true).mode(0o600).open(path)
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
 }
 
 fn line(ev: &AuditEvent, seq: u64) -> Vec<u8> {
@@ -226,7 +231,10 @@ fn writer(path: PathBuf, slot: RxSlot, stats: Arc<AuditStats>) {
     let mut out = BufWriter::with_capacity(64 * 1024, file);
     let mut pending: Vec<AuditEvent> = Vec::new();
     if recovered {
-        pending.push(AuditEvent::new("audit.recovered").with("note", "partial last line removed after a crash"));
+        pending.push(
+            AuditEvent::new("audit.recovered")
+                .with("note", "partial last line removed after a crash"),
+        );
     }
     let mut acks = Vec::new();
     loop {
@@ -255,7 +263,9 @@ fn writer(path: PathBuf, slot: RxSlot, stats: Arc<AuditStats>) {
         match res {
             Ok(()) => {
                 seq += pending.len() as u64;
-                stats.written.fetch_add(pending.len() as u64, Ordering::Relaxed);
+                stats
+                    .written
+                    .fetch_add(pending.len() as u64, Ordering::Relaxed);
                 pending.clear();
                 for a in acks.drain(..) {
                     let _ = a.send(());
@@ -324,7 +334,11 @@ impl Actor for AuditLoggerActor {
     type State = AuditState;
     type Arguments = AuditArgs;
 
-    async fn pre_start(&self, myself: ActorRef<AuditMsg>, args: AuditArgs) -> Result<AuditState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<AuditMsg>,
+        args: AuditArgs,
+    ) -> Result<AuditState, ActorProcessingErr> {
         let (path, slot, stats) = (args.path.clone(), args.rx.clone(), args.stats.clone());
         let writer = std::thread::Builder::new()
             .name("audit-writer".into())
@@ -336,7 +350,12 @@ impl Actor for AuditLoggerActor {
         })
     }
 
-    async fn handle(&self, _me: ActorRef<AuditMsg>, msg: AuditMsg, state: &mut AuditState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _me: ActorRef<AuditMsg>,
+        msg: AuditMsg,
+        state: &mut AuditState,
+    ) -> Result<(), ActorProcessingErr> {
         tracing::trace!(actor = "audit", msg = msg.kind(), "message");
         match msg {
             AuditMsg::Check => {
@@ -349,7 +368,10 @@ impl Actor for AuditLoggerActor {
                 tokio::spawn(async move {
                     let (ack, done) = oneshot::channel();
                     let ok = tx.send(AuditCmd::Flush(ack)).await.is_ok()
-                        && matches!(tokio::time::timeout(Duration::from_secs(10), done).await, Ok(Ok(())));
+                        && matches!(
+                            tokio::time::timeout(Duration::from_secs(10), done).await,
+                            Ok(Ok(()))
+                        );
                     let _ = reply_to.send(ok);
                 });
             }
@@ -357,7 +379,11 @@ impl Actor for AuditLoggerActor {
         Ok(())
     }
 
-    async fn post_stop(&self, _me: ActorRef<AuditMsg>, state: &mut AuditState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _me: ActorRef<AuditMsg>,
+        state: &mut AuditState,
+    ) -> Result<(), ActorProcessingErr> {
         // Drain and sync everything queued so far.
         let (ack, done) = oneshot::channel();
         if state.args.tx.send(AuditCmd::Flush(ack)).await.is_ok() {
@@ -379,7 +405,10 @@ mod tests {
         let p = d.join("audit.jsonl");
         std::fs::write(&p, "{\"seq\":1}\n{\"seq\":2}\n{\"seq\":3,\"ev").unwrap();
         assert_eq!(recover(&p).unwrap(), (3, true));
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\"seq\":1}\n{\"seq\":2}\n");
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "{\"seq\":1}\n{\"seq\":2}\n"
+        );
         assert_eq!(recover(&p).unwrap(), (3, false));
         assert_eq!(recover(&d.join("none")).unwrap(), (1, false));
         let _ = std::fs::remove_dir_all(&d);
@@ -390,9 +419,20 @@ mod tests {
         let d = std::env::temp_dir().join(format!("oc-audit-w-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         let p = d.join("audit.jsonl");
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         let (h, args) = channel(p.clone());
-        let t = std::thread::spawn(move || writer(args.path, args.rx, args.stats));
+        let AuditArgs {
+            path,
+            rx,
+            stats,
+            tx,
+        } = args;
+        drop(tx); // the writer ends when the last sender (the handle) is gone
+        let t = std::thread::spawn(move || writer(path, rx, stats));
         const N: u64 = 50_000; // > AUDIT_QUEUE: producers must wait, not drop
         rt.block_on(async {
             let mut tasks = Vec::new();
@@ -400,7 +440,8 @@ mod tests {
                 let h = h.clone();
                 tasks.push(tokio::spawn(async move {
                     for i in 0..N / 4 {
-                        h.record(AuditEvent::new("test").with("w", w).with("i", i)).await;
+                        h.record(AuditEvent::new("test").with("w", w).with("i", i))
+                            .await;
                     }
                 }));
             }
@@ -413,9 +454,19 @@ mod tests {
         drop(h);
         t.join().unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
-        let seqs: Vec<u64> = text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["seq"].as_u64().unwrap()).collect();
+        let seqs: Vec<u64> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["seq"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
         assert_eq!(seqs.len() as u64, N);
-        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "seq must be gapless");
+        assert!(
+            seqs.windows(2).all(|w| w[1] == w[0] + 1),
+            "seq must be gapless"
+        );
         let _ = std::fs::remove_dir_all(&d);
     }
 }

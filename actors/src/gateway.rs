@@ -32,20 +32,36 @@ pub struct StartError(pub String);
 /// Prepares the state dir and runtime token, then starts the actor tree.
 pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
     let state_dir = settings.paths.state_dir.clone();
-    state::ensure_private_dir(&state_dir)
-        .map_err(|e| StartError(format!("cannot create state dir {}: {e} (set OPENCLAW_STATE_DIR)", state_dir.display())))?;
+    state::ensure_private_dir(&state_dir).map_err(|e| {
+        StartError(format!(
+            "cannot create state dir {}: {e} (set OPENCLAW_STATE_DIR)",
+            state_dir.display()
+        ))
+    })?;
     let mut token = settings.auth.token.clone();
     let mut token_path = None;
     if settings.auth.mode == AuthMode::Token && token.is_none() {
-        let (t, p, _fresh) = state::ensure_runtime_token(&state_dir)
-            .map_err(|e| StartError(format!("cannot write the runtime token into {}: {e}", state_dir.display())))?;
+        let (t, p, _fresh) = state::ensure_runtime_token(&state_dir).map_err(|e| {
+            StartError(format!(
+                "cannot write the runtime token into {}: {e}",
+                state_dir.display()
+            ))
+        })?;
         token = Some(t);
         token_path = Some(p);
     }
-    let secrets = Secrets { mode: settings.auth.mode, token, password: settings.auth.password.clone() };
+    let secrets = Secrets {
+        mode: settings.auth.mode,
+        token,
+        password: settings.auth.password.clone(),
+    };
     let (handle, audit_args) = audit::channel(settings.audit_file.clone());
     let shared = Arc::new(Shared::new(settings, handle, token_path));
-    let args = RootArgs { shared: shared.clone(), audit: audit_args, secrets };
+    let args = RootArgs {
+        shared: shared.clone(),
+        audit: audit_args,
+        secrets,
+    };
     let (root, join) = Actor::spawn(Some(NAME.to_string()), RootActor, args)
         .await
         .map_err(|e| StartError(startup_reason(&e)))?;
@@ -61,7 +77,13 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
 pub async fn shutdown(root: &RootRef, shared: &Shared, reason: &str) -> bool {
     let grace = shared.settings.shutdown_grace;
     let res = root
-        .call(|reply_to| RootMsg::Shutdown { reason: reason.to_string(), reply_to }, Some(grace + Duration::from_secs(20)))
+        .call(
+            |reply_to| RootMsg::Shutdown {
+                reason: reason.to_string(),
+                reply_to,
+            },
+            Some(grace + Duration::from_secs(20)),
+        )
         .await;
     matches!(res, Ok(CallResult::Success(true)))
 }
@@ -69,7 +91,11 @@ pub async fn shutdown(root: &RootRef, shared: &Shared, reason: &str) -> bool {
 fn startup_reason(e: &ractor::SpawnErr) -> String {
     // SpawnErr wraps the child's error text; keep just the innermost message.
     let s = e.to_string();
-    s.rsplit("Actor panicked during startup ").next().unwrap_or(&s).trim_matches(|c| c == '\'' || c == '"').to_string()
+    s.rsplit("Actor panicked during startup ")
+        .next()
+        .unwrap_or(&s)
+        .trim_matches(|c| c == '\'' || c == '"')
+        .to_string()
 }
 
 // === impl Gateway ===

@@ -27,17 +27,27 @@ use crate::shared::{Shared, VERSION};
 type Resp = Response<Full<Bytes>>;
 
 /// Routes one HTTP request.
-pub async fn handle(mut req: Request<hyper::body::Incoming>, peer: SocketAddr, shared: Arc<Shared>) -> Result<Resp, Infallible> {
+pub async fn handle(
+    mut req: Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+) -> Result<Resp, Infallible> {
     if is_upgrade(&req) {
         return Ok(upgrade(&mut req, peer, shared));
     }
-    shared.counters.http_requests.fetch_add(1, Ordering::Relaxed);
+    shared
+        .counters
+        .http_requests
+        .fetch_add(1, Ordering::Relaxed);
     let stopping = shared.shutting_down.load(Ordering::Relaxed);
     Ok(match (req.method(), req.uri().path()) {
-        (&Method::GET | &Method::HEAD, "/healthz") => json_resp(StatusCode::OK, json!({"ok": true, "status": "live"})),
-        (&Method::GET | &Method::HEAD, "/readyz") if stopping => {
-            json_resp(StatusCode::SERVICE_UNAVAILABLE, json!({"ready": false, "status": "shutting down"}))
+        (&Method::GET | &Method::HEAD, "/healthz") => {
+            json_resp(StatusCode::OK, json!({"ok": true, "status": "live"}))
         }
+        (&Method::GET | &Method::HEAD, "/readyz") if stopping => json_resp(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"ready": false, "status": "shutting down"}),
+        ),
         (&Method::GET | &Method::HEAD, "/readyz") => json_resp(
             StatusCode::OK,
             json!({"ready": true, "status": "ready", "connections": shared.connection_count()}),
@@ -61,15 +71,22 @@ fn note(shared: &Shared) -> String {
 fn json_resp(status: StatusCode, v: serde_json::Value) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
 fn text_resp(status: StatusCode, body: String) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -80,24 +97,49 @@ fn is_upgrade<B>(req: &Request<B>) -> bool {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(want)))
     };
-    req.method() == Method::GET && has(header::UPGRADE, "websocket") && has(header::CONNECTION, "upgrade")
+    req.method() == Method::GET
+        && has(header::UPGRADE, "websocket")
+        && has(header::CONNECTION, "upgrade")
 }
 
-fn upgrade(req: &mut Request<hyper::body::Incoming>, peer: SocketAddr, shared: Arc<Shared>) -> Resp {
+fn upgrade(
+    req: &mut Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+) -> Resp {
     let h = req.headers();
     let key = match h.get(header::SEC_WEBSOCKET_KEY) {
-        Some(k) if h.get(header::SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13") => k.clone(),
-        _ => return text_resp(StatusCode::BAD_REQUEST, "bad websocket upgrade: need Sec-WebSocket-Key and version 13\n".into()),
+        Some(k)
+            if h.get(header::SEC_WEBSOCKET_VERSION)
+                .is_some_and(|v| v == "13") =>
+        {
+            k.clone()
+        }
+        _ => {
+            return text_resp(
+                StatusCode::BAD_REQUEST,
+                "bad websocket upgrade: need Sec-WebSocket-Key and version 13\n".into(),
+            )
+        }
     };
     if shared.shutting_down.load(Ordering::Relaxed) {
-        return text_resp(StatusCode::SERVICE_UNAVAILABLE, "gateway shutting down\n".into());
+        return text_resp(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "gateway shutting down\n".into(),
+        );
     }
     let header_str = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
     let meta = RequestMeta {
         origin: header_str("origin"),
-        forwarded: ["x-forwarded-for", "forwarded", "x-real-ip", "x-forwarded-host", "x-forwarded-proto"]
-            .iter()
-            .any(|n| h.contains_key(*n)),
+        forwarded: [
+            "x-forwarded-for",
+            "forwarded",
+            "x-real-ip",
+            "x-forwarded-host",
+            "x-forwarded-proto",
+        ]
+        .iter()
+        .any(|n| h.contains_key(*n)),
         user_agent: header_str("user-agent"),
     };
     let on_upgrade = hyper::upgrade::on(req);
@@ -110,11 +152,16 @@ fn upgrade(req: &mut Request<hyper::body::Incoming>, peer: SocketAddr, shared: A
         let frame_limit = Arc::new(AtomicUsize::new(MAX_PREAUTH_PAYLOAD_BYTES));
         let guarded = GuardedIo::new(io, frame_limit.clone());
         let ws = WebSocketStream::from_raw_socket(guarded, Role::Server, Some(ws_config())).await;
-        let Some(cell) = ractor::registry::where_is(session_manager::NAME.to_string()) else {
+        let Some(cell) = ractor::registry::where_is(session_manager::NAME) else {
             return tracing::warn!(%peer, "session manager unavailable; dropping connection");
         };
         let mgr: ActorRef<SessionManagerMsg> = cell.into();
-        let conn = NewConnection { peer, ws, frame_limit, meta };
+        let conn = NewConnection {
+            peer,
+            ws,
+            frame_limit,
+            meta,
+        };
         let _ = mgr.cast(SessionManagerMsg::Open(Box::new(conn)));
     });
     let mut r = Response::new(Full::new(Bytes::new()));

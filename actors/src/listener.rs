@@ -58,7 +58,11 @@ pub fn bind_error(addr: SocketAddr, e: &std::io::Error) -> String {
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let sock = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let sock = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     sock.set_reuseaddr(true)?;
     sock.bind(addr)?;
     sock.listen(1024)
@@ -69,7 +73,11 @@ impl Actor for ListenerActor {
     type State = ListenerState;
     type Arguments = ListenerArgs;
 
-    async fn pre_start(&self, _me: ActorRef<ListenerMsg>, a: ListenerArgs) -> Result<ListenerState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _me: ActorRef<ListenerMsg>,
+        a: ListenerArgs,
+    ) -> Result<ListenerState, ActorProcessingErr> {
         let mut addr = a.addr;
         let known = a.shared.port.load(Ordering::Relaxed);
         if addr.port() == 0 && known != 0 {
@@ -77,9 +85,19 @@ impl Actor for ListenerActor {
         }
         let listener = match bind(addr) {
             Ok(l) => l,
-            Err(e) if a.optional && matches!(e.raw_os_error(), Some(libc::EADDRNOTAVAIL) | Some(libc::EAFNOSUPPORT)) => {
+            Err(e)
+                if a.optional
+                    && matches!(
+                        e.raw_os_error(),
+                        Some(libc::EADDRNOTAVAIL) | Some(libc::EAFNOSUPPORT)
+                    ) =>
+            {
                 tracing::debug!(%addr, error = %e, "IPv6 loopback unavailable; not listening on it");
-                return Ok(ListenerState { addr: None, accept: None, shared: a.shared });
+                return Ok(ListenerState {
+                    addr: None,
+                    accept: None,
+                    shared: a.shared,
+                });
             }
             Err(e) => return Err(bind_error(addr, &e).into()),
         };
@@ -89,10 +107,19 @@ impl Actor for ListenerActor {
         tracing::info!(addr = %local, "listening");
         let shared = a.shared.clone();
         let accept = tokio::spawn(accept_loop(listener, shared));
-        Ok(ListenerState { addr: Some(local), accept: Some(accept), shared: a.shared })
+        Ok(ListenerState {
+            addr: Some(local),
+            accept: Some(accept),
+            shared: a.shared,
+        })
     }
 
-    async fn handle(&self, _me: ActorRef<ListenerMsg>, msg: ListenerMsg, _st: &mut ListenerState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _me: ActorRef<ListenerMsg>,
+        msg: ListenerMsg,
+        _st: &mut ListenerState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {}
     }
 }

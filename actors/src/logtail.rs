@@ -90,7 +90,12 @@ pub fn tail(path: &Path, p: TailParams) -> std::io::Result<Value> {
         }
         truncated |= p.cursor.is_none();
     }
-    let end = buf.iter().rposition(|b| *b == b'\n').map(|i| i + 1).unwrap_or(0).max(from);
+    let end = buf
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map(|i| i + 1)
+        .unwrap_or(0)
+        .max(from);
     let text = String::from_utf8_lossy(&buf[from..end]);
     let mut lines: Vec<&str> = text.lines().collect();
     if lines.len() > p.limit {
@@ -126,15 +131,42 @@ mod tests {
     }
 
     fn lines(v: &Value) -> Vec<String> {
-        v["lines"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_string()).collect()
+        v["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap().to_string())
+            .collect()
     }
 
     #[test]
     fn params_table() {
-        assert_eq!(TailParams::parse(None).unwrap(), TailParams { cursor: None, limit: 200, max_bytes: 250_000 });
-        let ok = TailParams::parse(Some(&json!({"cursor": 5, "limit": 3, "maxBytes": 10}))).unwrap();
-        assert_eq!(ok, TailParams { cursor: Some(5), limit: 3, max_bytes: 10 });
-        for bad in [json!({"limit": 0}), json!({"limit": 5001}), json!({"maxBytes": 0}), json!({"cursor": -1}), json!({"limit": "3"}), json!([1])] {
+        assert_eq!(
+            TailParams::parse(None).unwrap(),
+            TailParams {
+                cursor: None,
+                limit: 200,
+                max_bytes: 250_000
+            }
+        );
+        let ok =
+            TailParams::parse(Some(&json!({"cursor": 5, "limit": 3, "maxBytes": 10}))).unwrap();
+        assert_eq!(
+            ok,
+            TailParams {
+                cursor: Some(5),
+                limit: 3,
+                max_bytes: 10
+            }
+        );
+        for bad in [
+            json!({"limit": 0}),
+            json!({"limit": 5001}),
+            json!({"maxBytes": 0}),
+            json!({"cursor": -1}),
+            json!({"limit": "3"}),
+            json!([1]),
+        ] {
             assert!(TailParams::parse(Some(&bad)).is_err(), "{bad}");
         }
     }
@@ -142,31 +174,79 @@ mod tests {
     #[test]
     fn tail_without_cursor_then_follow() {
         let p = file("a", "one\ntwo\nthree\nfour\n");
-        let v = tail(&p, TailParams { cursor: None, limit: 2, max_bytes: 1000 }).unwrap();
+        let v = tail(
+            &p,
+            TailParams {
+                cursor: None,
+                limit: 2,
+                max_bytes: 1000,
+            },
+        )
+        .unwrap();
         assert_eq!(lines(&v), vec!["three", "four"]);
         assert_eq!(v["truncated"], json!(true));
         let cursor = v["cursor"].as_u64().unwrap();
         assert_eq!(cursor, 19);
         // append a full line and a partial one
         std::fs::write(&p, "one\ntwo\nthree\nfour\nfive\nsi").unwrap();
-        let v = tail(&p, TailParams { cursor: Some(cursor), limit: 200, max_bytes: 1000 }).unwrap();
+        let v = tail(
+            &p,
+            TailParams {
+                cursor: Some(cursor),
+                limit: 200,
+                max_bytes: 1000,
+            },
+        )
+        .unwrap();
         assert_eq!(lines(&v), vec!["five"]);
-        assert_eq!(v["cursor"].as_u64().unwrap(), 24, "cursor stops before the partial line");
+        assert_eq!(
+            v["cursor"].as_u64().unwrap(),
+            24,
+            "cursor stops before the partial line"
+        );
         assert!(v.get("truncated").is_none());
     }
 
     #[test]
     fn max_bytes_and_reset() {
         let p = file("b", "aaaa\nbbbb\ncccc\n");
-        let v = tail(&p, TailParams { cursor: None, limit: 200, max_bytes: 7 }).unwrap();
+        let v = tail(
+            &p,
+            TailParams {
+                cursor: None,
+                limit: 200,
+                max_bytes: 7,
+            },
+        )
+        .unwrap();
         assert_eq!(lines(&v), vec!["cccc"]);
-        let v = tail(&p, TailParams { cursor: Some(0), limit: 200, max_bytes: 7 }).unwrap();
+        let v = tail(
+            &p,
+            TailParams {
+                cursor: Some(0),
+                limit: 200,
+                max_bytes: 7,
+            },
+        )
+        .unwrap();
         assert_eq!(lines(&v), vec!["cccc"]);
         assert_eq!(v["skippedBytes"], json!(8));
-        let v = tail(&p, TailParams { cursor: Some(999), limit: 200, max_bytes: 1000 }).unwrap();
+        let v = tail(
+            &p,
+            TailParams {
+                cursor: Some(999),
+                limit: 200,
+                max_bytes: 1000,
+            },
+        )
+        .unwrap();
         assert_eq!(v["reset"], json!(true));
         assert_eq!(lines(&v), vec!["aaaa", "bbbb", "cccc"]);
-        let missing = tail(Path::new("/nonexistent/x.log"), TailParams::parse(None).unwrap()).unwrap();
+        let missing = tail(
+            Path::new("/nonexistent/x.log"),
+            TailParams::parse(None).unwrap(),
+        )
+        .unwrap();
         assert_eq!(missing["size"], json!(0));
     }
 }

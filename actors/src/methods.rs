@@ -21,7 +21,12 @@ pub enum Dispatch {
 }
 
 /// Checks the scope and runs the method.
-pub fn dispatch(shared: &std::sync::Arc<Shared>, who: &Identity, _conn: &ConnStats, req: &Request) -> Dispatch {
+pub fn dispatch(
+    shared: &std::sync::Arc<Shared>,
+    who: &Identity,
+    _conn: &ConnStats,
+    req: &Request,
+) -> Dispatch {
     let Some(scope) = required_scope(&req.method) else {
         return Dispatch::Done(Err(ErrorShape::unknown_method(&req.method)));
     };

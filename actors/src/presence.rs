@@ -81,7 +81,11 @@ impl Actor for PresenceActor {
     type State = PresenceState;
     type Arguments = Arc<Shared>;
 
-    async fn pre_start(&self, me: ActorRef<PresenceMsg>, shared: Arc<Shared>) -> Result<PresenceState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        me: ActorRef<PresenceMsg>,
+        shared: Arc<Shared>,
+    ) -> Result<PresenceState, ActorProcessingErr> {
         me.send_interval(shared.settings.tick_interval, || PresenceMsg::Tick);
         Ok(PresenceState {
             shared,
@@ -90,10 +94,19 @@ impl Actor for PresenceActor {
         })
     }
 
-    async fn handle(&self, me: ActorRef<PresenceMsg>, msg: PresenceMsg, st: &mut PresenceState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        me: ActorRef<PresenceMsg>,
+        msg: PresenceMsg,
+        st: &mut PresenceState,
+    ) -> Result<(), ActorProcessingErr> {
         tracing::trace!(actor = "presence", msg = msg.kind(), "message");
         match msg {
-            PresenceMsg::Join { conn_id, session, listed } => {
+            PresenceMsg::Join {
+                conn_id,
+                session,
+                listed,
+            } => {
                 st.sessions.insert(conn_id, (session, listed));
                 if listed {
                     schedule_flush(&me, st);
@@ -125,7 +138,13 @@ fn schedule_flush(me: &ActorRef<PresenceMsg>, st: &mut PresenceState) {
     }
 }
 
-fn broadcast(st: &mut PresenceState, event: &'static str, payload: Value, drop_if_slow: bool, sv: Option<Value>) {
+fn broadcast(
+    st: &mut PresenceState,
+    event: &'static str,
+    payload: Value,
+    drop_if_slow: bool,
+    sv: Option<Value>,
+) {
     let b = Arc::new(Broadcast {
         event,
         payload,

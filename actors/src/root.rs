@@ -24,7 +24,10 @@ use crate::supervisor::{Backoff, ChildSpec, Decision, Intensity, Restart, Superv
 pub const NAME: &str = "openclaw.root";
 
 /// Restart budget of the root.
-pub const INTENSITY: Intensity = Intensity { max_restarts: 5, period: Duration::from_secs(30) };
+pub const INTENSITY: Intensity = Intensity {
+    max_restarts: 5,
+    period: Duration::from_secs(30),
+};
 /// Backoff between restarts of a root child.
 pub const BACKOFF: Backoff = Backoff {
     initial: Duration::from_millis(50),
@@ -83,7 +86,11 @@ fn listener_name(i: usize) -> String {
 }
 
 fn specs(listeners: usize) -> Vec<ChildSpec> {
-    let spec = |name: &str, secs| ChildSpec { name: name.to_string(), restart: Restart::Permanent, shutdown: Duration::from_secs(secs) };
+    let spec = |name: &str, secs| ChildSpec {
+        name: name.to_string(),
+        restart: Restart::Permanent,
+        shutdown: Duration::from_secs(secs),
+    };
     let mut v = vec![
         spec(audit::NAME, 15),
         spec(auth::NAME, 5),
@@ -96,23 +103,53 @@ fn specs(listeners: usize) -> Vec<ChildSpec> {
     v
 }
 
-async fn spawn_child(name: &str, me: &ActorRef<RootMsg>, args: &RootArgs) -> Result<ActorCell, ActorProcessingErr> {
+async fn spawn_child(
+    name: &str,
+    me: &ActorRef<RootMsg>,
+    args: &RootArgs,
+) -> Result<ActorCell, ActorProcessingErr> {
     let sup = me.get_cell();
     let n = Some(name.to_string());
     let shared = args.shared.clone();
     let cell = match name {
-        audit::NAME => Actor::spawn_linked(n, AuditLoggerActor, args.audit.clone(), sup).await?.0.get_cell(),
+        audit::NAME => Actor::spawn_linked(n, AuditLoggerActor, args.audit.clone(), sup)
+            .await?
+            .0
+            .get_cell(),
         auth::NAME => {
-            let a = AuthArgs { shared, secrets: args.secrets.clone() };
-            Actor::spawn_linked(n, AuthActor, a, sup).await?.0.get_cell()
+            let a = AuthArgs {
+                shared,
+                secrets: args.secrets.clone(),
+            };
+            Actor::spawn_linked(n, AuthActor, a, sup)
+                .await?
+                .0
+                .get_cell()
         }
-        presence::NAME => Actor::spawn_linked(n, PresenceActor, shared, sup).await?.0.get_cell(),
-        session_manager::NAME => Actor::spawn_linked(n, SessionManagerActor, shared, sup).await?.0.get_cell(),
+        presence::NAME => Actor::spawn_linked(n, PresenceActor, shared, sup)
+            .await?
+            .0
+            .get_cell(),
+        session_manager::NAME => Actor::spawn_linked(n, SessionManagerActor, shared, sup)
+            .await?
+            .0
+            .get_cell(),
         other => {
-            let i: usize = other.rsplit('.').next().and_then(|s| s.parse().ok()).ok_or("unknown child")?;
+            let i: usize = other
+                .rsplit('.')
+                .next()
+                .and_then(|s| s.parse().ok())
+                .ok_or("unknown child")?;
             let addr = shared.settings.listen[i];
-            let la = ListenerArgs { addr, optional: addr.is_ipv6(), shared };
-            Actor::spawn_linked(n, ListenerActor, la, sup).await?.0.get_cell()
+            let la = ListenerArgs {
+                addr,
+                optional: addr.is_ipv6(),
+                shared,
+            };
+            Actor::spawn_linked(n, ListenerActor, la, sup)
+                .await?
+                .0
+                .get_cell()
         }
     };
     Ok(cell)
@@ -123,8 +160,17 @@ impl Actor for RootActor {
     type State = RootState;
     type Arguments = RootArgs;
 
-    async fn pre_start(&self, me: ActorRef<RootMsg>, args: RootArgs) -> Result<RootState, ActorProcessingErr> {
-        let mut sup = Supervisor::new("root", specs(args.shared.settings.listen.len()), INTENSITY, BACKOFF);
+    async fn pre_start(
+        &self,
+        me: ActorRef<RootMsg>,
+        args: RootArgs,
+    ) -> Result<RootState, ActorProcessingErr> {
+        let mut sup = Supervisor::new(
+            "root",
+            specs(args.shared.settings.listen.len()),
+            INTENSITY,
+            BACKOFF,
+        );
         let names: Vec<String> = sup.specs().iter().map(|s| s.name.clone()).collect();
         for name in names {
             match spawn_child(&name, &me, &args).await {
@@ -136,27 +182,39 @@ impl Actor for RootActor {
                 }
             }
         }
-        Ok(RootState { args, sup, stopping: false })
+        Ok(RootState {
+            args,
+            sup,
+            stopping: false,
+        })
     }
 
-    async fn handle(&self, me: ActorRef<RootMsg>, msg: RootMsg, st: &mut RootState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        me: ActorRef<RootMsg>,
+        msg: RootMsg,
+        st: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
         tracing::trace!(actor = "root", msg = msg.kind(), "message");
         match msg {
-            RootMsg::RestartChild(name) if !st.stopping => match spawn_child(&name, &me, &st.args).await {
-                Ok(cell) => {
-                    tracing::info!(child = %name, "child restarted");
-                    st.args.shared.audit.record(AuditEvent::new("actor.restarted").with("actor", name.as_str())).await;
-                    st.sup.started(&name, cell);
-                }
-                Err(e) => {
-                    // pre_start failures never reach handle_supervisor_evt: count them here.
-                    tracing::error!(child = %name, error = %e, "child restart failed");
-                    let fake = Decision::Restart { name: name.clone(), delay: BACKOFF.max, attempt: 0 };
-                    if let Decision::Restart { delay, .. } = fake {
-                        me.send_after(delay, move || RootMsg::RestartChild(name));
+            RootMsg::RestartChild(name) if !st.stopping => {
+                match spawn_child(&name, &me, &st.args).await {
+                    Ok(cell) => {
+                        tracing::info!(child = %name, "child restarted");
+                        st.args
+                            .shared
+                            .audit
+                            .record(AuditEvent::new("actor.restarted").with("actor", name.as_str()))
+                            .await;
+                        st.sup.started(&name, cell);
+                    }
+                    Err(e) => {
+                        // pre_start failures never reach handle_supervisor_evt: retry at the cap.
+                        tracing::error!(child = %name, error = %e, "child restart failed; retrying");
+                        me.send_after(BACKOFF.max, move || RootMsg::RestartChild(name));
                     }
                 }
-            },
+            }
             RootMsg::RestartChild(_) => {}
             RootMsg::Shutdown { reason, reply_to } => {
                 st.stopping = true;
@@ -168,13 +226,20 @@ impl Actor for RootActor {
         Ok(())
     }
 
-    async fn handle_supervisor_evt(&self, me: ActorRef<RootMsg>, evt: SupervisionEvent, st: &mut RootState) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        me: ActorRef<RootMsg>,
+        evt: SupervisionEvent,
+        st: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
         if st.stopping {
             return Ok(());
         }
         match st.sup.on_event(&evt, Instant::now()) {
             Decision::Restart { name, delay, .. } => {
-                let ev = AuditEvent::new("actor.failed").with("actor", name.as_str()).with("restartInMs", delay.as_millis() as u64);
+                let ev = AuditEvent::new("actor.failed")
+                    .with("actor", name.as_str())
+                    .with("restartInMs", delay.as_millis() as u64);
                 st.args.shared.audit.record(ev).await;
                 me.send_after(delay, move || RootMsg::RestartChild(name));
             }
@@ -197,22 +262,30 @@ async fn shutdown(st: &mut RootState, reason: &str) -> bool {
     // 1. stop accepting
     for i in 0..shared.settings.listen.len() {
         if let Some(l) = ractor::registry::where_is(listener_name(i)) {
-            let _ = l.stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(2))).await;
+            let _ = l
+                .stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(2)))
+                .await;
         }
     }
     // 2. close sessions with 1012 within the grace period
     let mut clean = true;
-    if let Some(cell) = ractor::registry::where_is(session_manager::NAME.to_string()) {
+    if let Some(cell) = ractor::registry::where_is(session_manager::NAME) {
         let mgr: ActorRef<SessionManagerMsg> = cell.into();
         let left = mgr
             .call(
-                |reply_to| SessionManagerMsg::Shutdown { reason: reason.to_string(), grace, reply_to },
+                |reply_to| SessionManagerMsg::Shutdown {
+                    reason: reason.to_string(),
+                    grace,
+                    reply_to,
+                },
                 Some(grace + Duration::from_secs(1)),
             )
             .await;
         clean = matches!(left, Ok(ractor::rpc::CallResult::Success(0)));
     }
-    let ev = AuditEvent::new("gateway.stop").with("reason", reason).with("clean", clean);
+    let ev = AuditEvent::new("gateway.stop")
+        .with("reason", reason)
+        .with("clean", clean);
     shared.audit.record(ev).await;
     // 3. the rest in reverse order; the audit logger drains and syncs in its post_stop
     let killed = st.sup.shutdown().await;

@@ -73,7 +73,9 @@ pub fn secret_eq(expected: &[u8], presented: &[u8]) -> bool {
     a[..expected.len()].copy_from_slice(expected);
     b[..presented.len()].copy_from_slice(presented);
     let same_bytes: bool = a.ct_eq(&b).into();
-    let same_len: bool = (expected.len() as u64).ct_eq(&(presented.len() as u64)).into();
+    let same_len: bool = (expected.len() as u64)
+        .ct_eq(&(presented.len() as u64))
+        .into();
     same_bytes & same_len
 }
 
@@ -102,7 +104,11 @@ mod tests {
             ("", "abc", false),
         ];
         for (a, b, want) in cases {
-            assert_eq!(secret_eq(a.as_bytes(), b.as_bytes()), *want, "{a:?} vs {b:?}");
+            assert_eq!(
+                secret_eq(a.as_bytes(), b.as_bytes()),
+                *want,
+                "{a:?} vs {b:?}"
+            );
         }
     }
 

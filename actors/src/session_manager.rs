@@ -76,26 +76,52 @@ impl Actor for SessionManagerActor {
     type State = SessionManagerState;
     type Arguments = Arc<Shared>;
 
-    async fn pre_start(&self, _me: ActorRef<Self::Msg>, shared: Arc<Shared>) -> Result<Self::State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _me: ActorRef<Self::Msg>,
+        shared: Arc<Shared>,
+    ) -> Result<Self::State, ActorProcessingErr> {
         // Sessions are temporary: the intensity window never triggers for them.
         let sup = Supervisor::new(
             "sessions",
             Vec::new(),
-            Intensity { max_restarts: usize::MAX, period: Duration::from_secs(1) },
-            Backoff { initial: Duration::ZERO, max: Duration::ZERO, jitter: 0.0 },
+            Intensity {
+                max_restarts: usize::MAX,
+                period: Duration::from_secs(1),
+            },
+            Backoff {
+                initial: Duration::ZERO,
+                max: Duration::ZERO,
+                jitter: 0.0,
+            },
         );
-        Ok(SessionManagerState { shared, sup, sessions: HashMap::new() })
+        Ok(SessionManagerState {
+            shared,
+            sup,
+            sessions: HashMap::new(),
+        })
     }
 
-    async fn handle(&self, me: ActorRef<Self::Msg>, msg: Self::Msg, st: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        me: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         tracing::trace!(actor = "sessions", msg = msg.kind(), "message");
         match msg {
             SessionManagerMsg::Open(conn) => open(&me, st, *conn).await,
-            SessionManagerMsg::Shutdown { reason, grace, reply_to } => {
+            SessionManagerMsg::Shutdown {
+                reason,
+                grace,
+                reply_to,
+            } => {
                 let cells: Vec<ActorCell> = st.sessions.values().map(|(_, c)| c.clone()).collect();
                 for c in &cells {
                     let s: ActorRef<SessionMsg> = c.clone().into();
-                    let _ = s.cast(SessionMsg::Shutdown { reason: reason.clone() });
+                    let _ = s.cast(SessionMsg::Shutdown {
+                        reason: reason.clone(),
+                    });
                 }
                 tokio::spawn(async move {
                     let deadline = Instant::now() + grace;
@@ -113,17 +139,27 @@ impl Actor for SessionManagerActor {
         Ok(())
     }
 
-    async fn handle_supervisor_evt(&self, _me: ActorRef<Self::Msg>, evt: SupervisionEvent, st: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        _me: ActorRef<Self::Msg>,
+        evt: SupervisionEvent,
+        st: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         let error = match &evt {
             SupervisionEvent::ActorFailed(_, e) => Some(e.to_string()),
             _ => None,
         };
         if let Decision::Removed { name, failed } = st.sup.on_event(&evt, Instant::now()) {
-            if let SupervisionEvent::ActorFailed(cell, _) | SupervisionEvent::ActorTerminated(cell, ..) = &evt {
+            if let SupervisionEvent::ActorFailed(cell, _)
+            | SupervisionEvent::ActorTerminated(cell, ..) = &evt
+            {
                 st.sessions.remove(&cell.get_id());
             }
             if failed {
-                st.shared.counters.sessions_crashed.fetch_add(1, Ordering::Relaxed);
+                st.shared
+                    .counters
+                    .sessions_crashed
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::error!(conn_id = %name, error = ?error, "session crashed; its socket was closed, the gateway carries on");
                 let ev = AuditEvent::new("session.crashed")
                     .with("connId", name.as_str())
@@ -151,7 +187,8 @@ async fn open(me: &ActorRef<SessionManagerMsg>, st: &mut SessionManagerState, co
     match Actor::spawn_linked(None, SessionActor, args, me.get_cell()).await {
         Ok((session, _)) => {
             st.sup.started(&conn_id, session.get_cell());
-            st.sessions.insert(session.get_id(), (conn_id, session.get_cell()));
+            st.sessions
+                .insert(session.get_id(), (conn_id, session.get_cell()));
         }
         Err(e) => tracing::error!(conn_id = %conn_id, error = %e, "could not start a session"),
     }

@@ -132,7 +132,11 @@ pub struct Shared {
 
 impl Shared {
     /// Builds the shared state.
-    pub fn new(settings: Settings, audit: AuditHandle, runtime_token_path: Option<PathBuf>) -> Self {
+    pub fn new(
+        settings: Settings,
+        audit: AuditHandle,
+        runtime_token_path: Option<PathBuf>,
+    ) -> Self {
         Self {
             port: AtomicU16::new(settings.port),
             settings,
@@ -167,7 +171,9 @@ impl Shared {
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
         });
-        self.counters.connections_total.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .connections_total
+            .fetch_add(1, Ordering::Relaxed);
         lock(&self.conns).insert(conn_id.to_string(), stats.clone());
         stats
     }
@@ -191,7 +197,10 @@ impl Shared {
 
     /// `ws://` URLs of the listeners.
     pub fn listener_urls(&self) -> Vec<String> {
-        lock(&self.listeners).iter().map(|a| format!("ws://{a}")).collect()
+        lock(&self.listeners)
+            .iter()
+            .map(|a| format!("ws://{a}"))
+            .collect()
     }
 
     /// The auth mode name for `hello-ok.snapshot.authMode` and `status`.

@@ -18,7 +18,10 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     if !dir.exists() {
         // Every component created here gets 0700, not just the leaf.
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
     }
     Ok(())
 }
@@ -81,7 +84,9 @@ pub fn ensure_runtime_token(state_dir: &Path) -> io::Result<(Secret, PathBuf, bo
         let private = meta.permissions().mode() & 0o077 == 0;
         if private {
             let existing = fs::read_to_string(&path)?.trim().to_string();
-            if existing.len() >= RUNTIME_TOKEN_LEN && existing.chars().all(|c| c.is_ascii_alphanumeric()) {
+            if existing.len() >= RUNTIME_TOKEN_LEN
+                && existing.chars().all(|c| c.is_ascii_alphanumeric())
+            {
                 return Ok((Secret::new(existing), path, false));
             }
         }
@@ -108,7 +113,10 @@ mod tests {
         let _ = fs::remove_dir_all(&d);
         let (t1, p, fresh) = ensure_runtime_token(&d).unwrap();
         assert!(fresh);
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(t1.expose().len() >= 48);
         let (t2, _, fresh2) = ensure_runtime_token(&d).unwrap();
         assert!(!fresh2);
@@ -118,7 +126,10 @@ mod tests {
         let (t3, _, fresh3) = ensure_runtime_token(&d).unwrap();
         assert!(fresh3);
         assert_ne!(t1, t3);
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let _ = fs::remove_dir_all(&d);
     }
 

@@ -100,7 +100,10 @@ impl Backoff {
     /// (a number in `[0, 1)`).
     pub fn delay(&self, attempt: usize, unit: f64) -> Duration {
         let exp = attempt.saturating_sub(1).min(30) as u32;
-        let base = self.initial.saturating_mul(1u32 << exp.min(20)).min(self.max);
+        let base = self
+            .initial
+            .saturating_mul(1u32 << exp.min(20))
+            .min(self.max);
         let factor = 1.0 - self.jitter.clamp(0.0, 1.0) * unit.clamp(0.0, 1.0);
         base.mul_f64(factor)
     }
@@ -174,7 +177,12 @@ pub fn decide(
 
 impl Supervisor {
     /// A supervisor for `specs` (start order = list order).
-    pub fn new(label: &'static str, specs: Vec<ChildSpec>, intensity: Intensity, backoff: Backoff) -> Self {
+    pub fn new(
+        label: &'static str,
+        specs: Vec<ChildSpec>,
+        intensity: Intensity,
+        backoff: Backoff,
+    ) -> Self {
         Self {
             label,
             specs,
@@ -198,9 +206,11 @@ impl Supervisor {
     pub fn on_event(&mut self, evt: &SupervisionEvent, now: Instant) -> Decision {
         let (cell, failed, why) = match evt {
             SupervisionEvent::ActorFailed(cell, err) => (cell, true, err.to_string()),
-            SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                (cell, false, reason.clone().unwrap_or_else(|| "stopped".into()))
-            }
+            SupervisionEvent::ActorTerminated(cell, _, reason) => (
+                cell,
+                false,
+                reason.clone().unwrap_or_else(|| "stopped".into()),
+            ),
             _ => return Decision::Ignore,
         };
         let Some((name, _)) = self.running.remove(&cell.get_id()) else {
@@ -212,8 +222,20 @@ impl Supervisor {
             .find(|s| s.name == name)
             .map(|s| s.restart)
             .unwrap_or(Restart::Temporary);
-        let d = decide(&name, restart, failed, &mut self.window, &self.backoff, now, rand::random());
-        tracing::warn!(supervisor = self.label, child = %name, failed, reason = %why, decision = ?d, "child exited");
+        let d = decide(
+            &name,
+            restart,
+            failed,
+            &mut self.window,
+            &self.backoff,
+            now,
+            rand::random(),
+        );
+        if failed || matches!(d, Decision::Restart { .. } | Decision::Escalate(_)) {
+            tracing::warn!(supervisor = self.label, child = %name, failed, reason = %why, decision = ?d, "child exited");
+        } else {
+            tracing::debug!(supervisor = self.label, child = %name, reason = %why, "child exited");
+        }
         d
     }
 
@@ -229,11 +251,17 @@ impl Supervisor {
                 .map(|(_, c)| c.clone());
             let Some(cell) = cell else { continue };
             self.running.remove(&cell.get_id());
-            if cell
+            if matches!(
+                cell.get_status(),
+                ractor::ActorStatus::Stopped | ractor::ActorStatus::Stopping
+            ) {
+                continue;
+            }
+            let res = cell
                 .stop_and_wait(Some("shutdown".into()), Some(spec.shutdown))
-                .await
-                .is_err()
-            {
+                .await;
+            // Only a timeout means the child is stuck; other errors mean it is already gone.
+            if matches!(res, Err(ractor::RactorErr::Timeout)) {
                 tracing::warn!(supervisor = self.label, child = %spec.name, "child did not stop in time; killing it");
                 let _ = cell.kill_and_wait(Some(Duration::from_secs(1))).await;
                 killed.push(spec.name.clone());
@@ -275,20 +303,37 @@ mod tests {
             (Restart::Temporary, false, false),
         ];
         for (restart, failed, want_restart) in cases {
-            let mut w = RestartWindow::new(Intensity { max_restarts: 3, period: Duration::from_secs(5) });
+            let mut w = RestartWindow::new(Intensity {
+                max_restarts: 3,
+                period: Duration::from_secs(5),
+            });
             let d = decide("c", restart, failed, &mut w, &BACKOFF, t0, 0.0);
-            assert_eq!(matches!(d, Decision::Restart { .. }), want_restart, "{restart:?} failed={failed}");
+            assert_eq!(
+                matches!(d, Decision::Restart { .. }),
+                want_restart,
+                "{restart:?} failed={failed}"
+            );
         }
     }
 
     #[test]
     fn intensity_escalates_only_within_period() {
         let t0 = Instant::now();
-        let mut w = RestartWindow::new(Intensity { max_restarts: 3, period: Duration::from_secs(5) });
+        let mut w = RestartWindow::new(Intensity {
+            max_restarts: 3,
+            period: Duration::from_secs(5),
+        });
         let at = |s: u64| t0 + Duration::from_secs(s);
         for (i, s) in [0u64, 1, 2].iter().enumerate() {
             let d = decide("c", Restart::Permanent, true, &mut w, &BACKOFF, at(*s), 0.0);
-            assert_eq!(d, Decision::Restart { name: "c".into(), delay: BACKOFF.delay(i + 1, 0.0), attempt: i + 1 });
+            assert_eq!(
+                d,
+                Decision::Restart {
+                    name: "c".into(),
+                    delay: BACKOFF.delay(i + 1, 0.0),
+                    attempt: i + 1
+                }
+            );
         }
         // a 4th failure 3 s later: 4 restarts within 5 s > 3
         assert!(matches!(
@@ -296,7 +341,22 @@ mod tests {
             Decision::Escalate(_)
         ));
         // far later the window is empty again and backoff resets
-        let d = decide("c", Restart::Permanent, true, &mut w, &BACKOFF, at(100), 0.0);
-        assert_eq!(d, Decision::Restart { name: "c".into(), delay: BACKOFF.initial, attempt: 1 });
+        let d = decide(
+            "c",
+            Restart::Permanent,
+            true,
+            &mut w,
+            &BACKOFF,
+            at(100),
+            0.0,
+        );
+        assert_eq!(
+            d,
+            Decision::Restart {
+                name: "c".into(),
+                delay: BACKOFF.initial,
+                attempt: 1
+            }
+        );
     }
 }

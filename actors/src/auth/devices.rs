@@ -50,7 +50,8 @@ impl DeviceStore {
             Ok(bytes) => match serde_json::from_slice(&bytes) {
                 Ok(d) => d,
                 Err(e) => {
-                    let aside = path.with_extension(format!("json.corrupt-{}", crate::shared::now_ms()));
+                    let aside =
+                        path.with_extension(format!("json.corrupt-{}", crate::shared::now_ms()));
                     tracing::error!(path = %path.display(), error = %e, moved_to = %aside.display(),
                         "paired device file is corrupt; moved aside, devices must pair again");
                     let _ = std::fs::rename(&path, &aside);

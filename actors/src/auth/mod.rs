@@ -109,7 +109,11 @@ impl Actor for AuthActor {
     type State = AuthState;
     type Arguments = AuthArgs;
 
-    async fn pre_start(&self, _me: ActorRef<AuthMsg>, args: AuthArgs) -> Result<AuthState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _me: ActorRef<AuthMsg>,
+        args: AuthArgs,
+    ) -> Result<AuthState, ActorProcessingErr> {
         let store = DeviceStore::load(&args.shared.settings.paths.state_dir);
         Ok(AuthState {
             shared: args.shared,
@@ -121,7 +125,12 @@ impl Actor for AuthActor {
         })
     }
 
-    async fn handle(&self, _me: ActorRef<AuthMsg>, msg: AuthMsg, state: &mut AuthState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _me: ActorRef<AuthMsg>,
+        msg: AuthMsg,
+        state: &mut AuthState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             AuthMsg::Authenticate { request, reply_to } => {
                 tracing::trace!(actor = "auth", msg = "Authenticate", conn_id = %request.conn_id, "message");
@@ -141,7 +150,13 @@ async fn authenticate(state: &mut AuthState, req: &AuthRequest) -> AuthReply {
         p,
         &req.nonce,
         req.local,
-        |id| if store.devices.contains_key(id) { Pairing::Paired } else { Pairing::Unknown },
+        |id| {
+            if store.devices.contains_key(id) {
+                Pairing::Paired
+            } else {
+                Pairing::Unknown
+            }
+        },
         now_ms(),
     );
     let base = AuditEvent::new("auth")
@@ -154,31 +169,51 @@ async fn authenticate(state: &mut AuthState, req: &AuthRequest) -> AuthReply {
     let shared = state.shared.clone();
     let counters = &shared.counters;
     match verdict {
-        Verdict::Accept { method, scopes, device_id, approve_device } => {
+        Verdict::Accept {
+            method,
+            scopes,
+            device_id,
+            approve_device,
+        } => {
             if approve_device {
                 if let Some(id) = &device_id {
                     approve(state, req, id);
                 }
             }
-            counters.auth_ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            counters
+                .auth_ok
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut ev = base.with("method", method).with("scopes", json!(scopes));
             ev.event = "auth.ok";
             if let Some(id) = &device_id {
                 ev = ev.with("deviceId", id.as_str());
             }
             state.shared.audit.record(ev).await;
-            AuthReply::Accept { method, scopes, device_id }
+            AuthReply::Accept {
+                method,
+                scopes,
+                device_id,
+            }
         }
         Verdict::Reject { error, reason, .. } => {
-            counters.auth_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let mut ev = base.with("reason", reason.as_str()).with("code", error_code(&error));
+            counters
+                .auth_failed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut ev = base
+                .with("reason", reason.as_str())
+                .with("code", error_code(&error));
             ev.event = "auth.fail";
             state.shared.audit.record(ev).await;
             let close_reason = error.message.clone();
-            AuthReply::Reject { error, close_reason }
+            AuthReply::Reject {
+                error,
+                close_reason,
+            }
         }
         Verdict::NeedsPairing { device_id } => {
-            counters.auth_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            counters
+                .auth_failed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let request_id = state
                 .pending
                 .entry(device_id.clone())
@@ -192,7 +227,10 @@ async fn authenticate(state: &mut AuthState, req: &AuthRequest) -> AuthReply {
                 .with("requestId", request_id.as_str());
             ev.event = "auth.fail";
             state.shared.audit.record(ev).await;
-            AuthReply::Reject { error, close_reason }
+            AuthReply::Reject {
+                error,
+                close_reason,
+            }
         }
     }
 }

@@ -184,16 +184,28 @@ pub fn decide(
         SecretCheck::Ok(m) => m,
         SecretCheck::Failed(reason) => return reject(auth_error(reason, local), reason, true),
         SecretCheck::Missing if device_id.is_none() => {
-            return reject(device_identity_required(), "device_identity_required", false)
+            return reject(
+                device_identity_required(),
+                "device_identity_required",
+                false,
+            )
         }
         SecretCheck::Missing => {
-            let reason = if secrets.mode == AuthMode::Password { "password_missing" } else { "token_missing" };
+            let reason = if secrets.mode == AuthMode::Password {
+                "password_missing"
+            } else {
+                "token_missing"
+            };
             return reject(auth_error(reason, local), reason, false);
         }
     };
     let requested = params.requested_scopes().to_vec();
     match device_id {
-        None if role == "node" => reject(device_identity_required(), "device_identity_required", false),
+        None if role == "node" => reject(
+            device_identity_required(),
+            "device_identity_required",
+            false,
+        ),
         None => Verdict::Accept {
             method,
             scopes: if keeps_requested_scopes(&params.client.id, &params.client.mode, local) {
@@ -205,8 +217,18 @@ pub fn decide(
             approve_device: false,
         },
         Some(id) => match (pairing(&id), local) {
-            (Pairing::Paired, _) => Verdict::Accept { method, scopes: requested, device_id: Some(id), approve_device: false },
-            (Pairing::Unknown, true) => Verdict::Accept { method, scopes: requested, device_id: Some(id), approve_device: true },
+            (Pairing::Paired, _) => Verdict::Accept {
+                method,
+                scopes: requested,
+                device_id: Some(id),
+                approve_device: false,
+            },
+            (Pairing::Unknown, true) => Verdict::Accept {
+                method,
+                scopes: requested,
+                device_id: Some(id),
+                approve_device: true,
+            },
             (Pairing::Unknown, false) => Verdict::NeedsPairing { device_id: id },
         },
     }
@@ -216,15 +238,19 @@ pub fn decide(
 /// parses: `pairing required: <text> (requestId: <id>)`).
 pub fn pairing_required(device_id: &str, request_id: &str, role: &str) -> (ErrorShape, String) {
     let text = "device is not approved yet";
-    let error = ErrorShape::new(code::NOT_PAIRED, format!("pairing required: {text}")).with_details(json!({
-        "code": "PAIRING_REQUIRED",
-        "reason": "not-paired",
-        "requestId": request_id,
-        "remediationHint": "Approve this device from the pending pairing requests.",
-        "deviceId": device_id,
-        "requestedRole": role,
-    }));
-    (error, format!("pairing required: {text} (requestId: {request_id})"))
+    let error = ErrorShape::new(code::NOT_PAIRED, format!("pairing required: {text}"))
+        .with_details(json!({
+            "code": "PAIRING_REQUIRED",
+            "reason": "not-paired",
+            "requestId": request_id,
+            "remediationHint": "Approve this device from the pending pairing requests.",
+            "deviceId": device_id,
+            "requestedRole": role,
+        }));
+    (
+        error,
+        format!("pairing required: {text} (requestId: {request_id})"),
+    )
 }
 
 #[cfg(test)]

@@ -98,16 +98,14 @@ fn expand_vars(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), ConfigError> {
     match v {
-        Value::String(s) => {
-            if s.contains("${") {
-                *s = expand_str(s, |var| {
-                    env(var).ok_or_else(|| ConfigError::MissingVar {
-                        file: file.to_path_buf(),
-                        path: path.to_string(),
-                        var: var.to_string(),
-                    })
-                })?;
-            }
+        Value::String(s) if s.contains("${") => {
+            *s = expand_str(s, |var| {
+                env(var).ok_or_else(|| ConfigError::MissingVar {
+                    file: file.to_path_buf(),
+                    path: path.to_string(),
+                    var: var.to_string(),
+                })
+            })?;
         }
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
@@ -116,7 +114,11 @@ fn expand_vars(
         }
         Value::Object(map) => {
             for (k, item) in map.iter_mut() {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 expand_vars(item, &p, file, env)?;
             }
         }
@@ -127,7 +129,10 @@ fn expand_vars(
 
 /// Replaces each `${NAME}` (NAME = `[A-Za-z_][A-Za-z0-9_]*`) using `lookup`; other text,
 /// including a lone `$` or an unterminated `${`, is kept as is.
-pub fn expand_str<E>(s: &str, mut lookup: impl FnMut(&str) -> Result<String, E>) -> Result<String, E> {
+pub fn expand_str<E>(
+    s: &str,
+    mut lookup: impl FnMut(&str) -> Result<String, E>,
+) -> Result<String, E> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(start) = rest.find("${") {
@@ -158,9 +163,15 @@ fn typed(value: Value, file: &Path) -> Result<FileConfig, ConfigError> {
     serde_path_to_error::deserialize::<_, FileConfig>(value).map_err(|e| {
         let path = e.path().to_string();
         let msg = e.inner().to_string();
-        if let Some(field) = msg.strip_prefix("unknown field `").and_then(|m| m.split('`').next()) {
+        if let Some(field) = msg
+            .strip_prefix("unknown field `")
+            .and_then(|m| m.split('`').next())
+        {
+            // serde_path_to_error's path already ends with the unknown key.
             let full = if path == "." || path.is_empty() {
                 field.to_string()
+            } else if path == field || path.ends_with(&format!(".{field}")) {
+                path.clone()
             } else {
                 format!("{path}.{field}")
             };
@@ -236,6 +247,9 @@ mod tests {
         let text = r#"{"gateway":{"auth":{"token":"${NOPE_TOKEN}"}}}"#;
         let e = parse_str(text, Path::new("f.json"), &no_env).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("gateway.auth.token") && msg.contains("NOPE_TOKEN"), "{msg}");
+        assert!(
+            msg.contains("gateway.auth.token") && msg.contains("NOPE_TOKEN"),
+            "{msg}"
+        );
     }
 }

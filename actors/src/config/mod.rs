@@ -6,7 +6,9 @@ pub mod resolve;
 pub mod schema;
 
 pub use load::ConfigError;
-pub use resolve::{resolve, resolve_paths, AuthMode, AuthSettings, Inputs, Paths, Settings, Source};
+pub use resolve::{
+    resolve, resolve_paths, AuthMode, AuthSettings, Inputs, Paths, Settings, Source,
+};
 pub use schema::FileConfig;
 
 /// Default gateway port.

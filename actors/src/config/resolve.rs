@@ -135,10 +135,13 @@ pub fn resolve_paths(
     dev: bool,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Paths, ConfigError> {
-    let profile = profile.map(str::to_string).or(dev.then(|| "dev".to_string()));
+    let profile = profile
+        .map(str::to_string)
+        .or(dev.then(|| "dev".to_string()));
     if let Some(p) = &profile {
         let ok = !p.is_empty()
-            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !ok {
             return Err(ConfigError::Refused(format!(
                 "--profile {p:?} is not a valid profile name (use letters, digits, '-' and '_')"
@@ -169,8 +172,16 @@ pub fn resolve_paths(
 }
 
 /// Resolves everything for `openclaw gateway`.
-pub fn resolve(inputs: &Inputs, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
-    let paths = resolve_paths(inputs.config.as_deref(), inputs.profile.as_deref(), inputs.dev, env)?;
+pub fn resolve(
+    inputs: &Inputs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Settings, ConfigError> {
+    let paths = resolve_paths(
+        inputs.config.as_deref(),
+        inputs.profile.as_deref(),
+        inputs.dev,
+        env,
+    )?;
     let exists = paths.config_path.exists();
     if inputs.config.is_some() && !exists {
         return Err(ConfigError::Parse {
@@ -198,24 +209,53 @@ pub fn resolve(inputs: &Inputs, env: &dyn Fn(&str) -> Option<String>) -> Result<
     let auth = resolve_auth(inputs, &file, &cfg_path, env)?;
     check_token_rules(&file, &auth, &cfg_path)?;
     check_cdp(&file, &cfg_path)?;
-    let ms = |v: Option<u64>, key: &'static str, default: u64, min: u64| -> Result<Duration, ConfigError> {
+    let ms = |v: Option<u64>,
+              key: &'static str,
+              default: u64,
+              min: u64|
+     -> Result<Duration, ConfigError> {
         let v = v.unwrap_or(default);
         if v < min {
-            return Err(invalid(&cfg_path, key, format!("must be at least {min} ms, got {v}")));
+            return Err(invalid(
+                &cfg_path,
+                key,
+                format!("must be at least {min} ms, got {v}"),
+            ));
         }
         Ok(Duration::from_millis(v))
     };
     let handshake_ms = match env("OPENCLAW_HANDSHAKE_TIMEOUT_MS") {
-        Some(v) => Some(v.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-            ConfigError::Refused(format!(
+        Some(v) => Some(
+            v.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    ConfigError::Refused(format!(
                 "env OPENCLAW_HANDSHAKE_TIMEOUT_MS={v:?} is not a positive number of milliseconds"
             ))
-        })?),
+                })?,
+        ),
         None => g.handshake_timeout_ms,
     };
-    let handshake_timeout = ms(handshake_ms, "gateway.handshakeTimeoutMs", HANDSHAKE_TIMEOUT_MS, 1)?;
-    let tick_interval = ms(g.tick_interval_ms, "gateway.tickIntervalMs", TICK_INTERVAL_MS, 10)?;
-    let shutdown_grace = ms(g.shutdown_grace_ms, "gateway.shutdownGraceMs", DEFAULT_SHUTDOWN_GRACE_MS, 0)?;
+    let handshake_timeout = ms(
+        handshake_ms,
+        "gateway.handshakeTimeoutMs",
+        HANDSHAKE_TIMEOUT_MS,
+        1,
+    )?;
+    let tick_interval = ms(
+        g.tick_interval_ms,
+        "gateway.tickIntervalMs",
+        TICK_INTERVAL_MS,
+        10,
+    )?;
+    let shutdown_grace = ms(
+        g.shutdown_grace_ms,
+        "gateway.shutdownGraceMs",
+        DEFAULT_SHUTDOWN_GRACE_MS,
+        0,
+    )?;
     let log_level = resolve_log_level(inputs, &file, &cfg_path)?;
     let log_file = file
         .logging
@@ -302,7 +342,11 @@ fn check_bind(inputs: &Inputs, file: &FileConfig, cfg: &Path) -> Result<(), Conf
         }
     }
     if file.gateway.custom_bind_host.is_some() {
-        return Err(refused_unbuilt(cfg, "gateway.customBindHost", "custom bind addresses"));
+        return Err(refused_unbuilt(
+            cfg,
+            "gateway.customBindHost",
+            "custom bind addresses",
+        ));
     }
     Ok(())
 }
@@ -323,29 +367,57 @@ fn refuse_unbuilt(file: &FileConfig, cfg: &Path) -> Result<(), ConfigError> {
         return Err(refused_unbuilt(cfg, "gateway.tls.enabled", "TLS listeners"));
     }
     if g.rate_limit.as_ref().is_some_and(|r| on(r.enabled)) {
-        return Err(refused_unbuilt(cfg, "gateway.rateLimit", "request rate limits"));
+        return Err(refused_unbuilt(
+            cfg,
+            "gateway.rateLimit",
+            "request rate limits",
+        ));
     }
     if g.auth.rate_limit.as_ref().is_some_and(|r| on(r.enabled)) {
-        return Err(refused_unbuilt(cfg, "gateway.auth.rateLimit", "rate limits and auth lockout"));
+        return Err(refused_unbuilt(
+            cfg,
+            "gateway.auth.rateLimit",
+            "rate limits and auth lockout",
+        ));
     }
     if g.allowed_ips.as_ref().is_some_and(|v| !v.is_empty()) {
         return Err(refused_unbuilt(cfg, "gateway.allowedIPs", "IP allowlists"));
     }
     if g.trusted_proxies.as_ref().is_some_and(|v| !v.is_empty()) {
-        return Err(refused_unbuilt(cfg, "gateway.trustedProxies", "trusted proxies"));
+        return Err(refused_unbuilt(
+            cfg,
+            "gateway.trustedProxies",
+            "trusted proxies",
+        ));
     }
     if let Some(t) = &g.tailscale {
         if t.mode.as_deref().is_some_and(|m| m != "off") {
-            return Err(refused_unbuilt(cfg, "gateway.tailscale.mode", "Tailscale serve/funnel"));
+            return Err(refused_unbuilt(
+                cfg,
+                "gateway.tailscale.mode",
+                "Tailscale serve/funnel",
+            ));
         }
         if t.allowed_ips.as_ref().is_some_and(|v| !v.is_empty()) {
-            return Err(refused_unbuilt(cfg, "gateway.tailscale.allowedIPs", "IP allowlists"));
+            return Err(refused_unbuilt(
+                cfg,
+                "gateway.tailscale.allowedIPs",
+                "IP allowlists",
+            ));
         }
         if t.auth.as_ref().is_some_and(|a| a.enabled == Some(true)) {
-            return Err(refused_unbuilt(cfg, "gateway.tailscale.auth", "Tailscale identity auth"));
+            return Err(refused_unbuilt(
+                cfg,
+                "gateway.tailscale.auth",
+                "Tailscale identity auth",
+            ));
         }
         if t.bind.is_some() {
-            return Err(refused_unbuilt(cfg, "gateway.tailscale.bind", "tailnet binds"));
+            return Err(refused_unbuilt(
+                cfg,
+                "gateway.tailscale.bind",
+                "tailnet binds",
+            ));
         }
     }
     if file.tunnels.as_ref().is_some_and(|v| !v.is_empty()) {
@@ -373,7 +445,13 @@ fn resolve_auth(
             .filter(|s| !s.is_unset())
             .map(|s| (s, Source::File(cfg.to_path_buf(), key)))
     };
-    let token = pick(&inputs.token, "--token", "OPENCLAW_GATEWAY_TOKEN", &a.token, "gateway.auth.token");
+    let token = pick(
+        &inputs.token,
+        "--token",
+        "OPENCLAW_GATEWAY_TOKEN",
+        &a.token,
+        "gateway.auth.token",
+    );
     let password = pick(
         &inputs.password,
         "--password",
@@ -383,7 +461,10 @@ fn resolve_auth(
     );
     let (mode_str, mode_src) = match (&inputs.auth, &a.mode) {
         (Some(m), _) => (Some(m.as_str()), Source::Flag("--auth")),
-        (None, Some(m)) => (Some(m.as_str()), Source::File(cfg.to_path_buf(), "gateway.auth.mode")),
+        (None, Some(m)) => (
+            Some(m.as_str()),
+            Source::File(cfg.to_path_buf(), "gateway.auth.mode"),
+        ),
         _ => (None, Source::Default),
     };
     let mode = match mode_str {
@@ -391,19 +472,24 @@ fn resolve_auth(
         Some("password") => AuthMode::Password,
         Some("none") => AuthMode::None,
         Some("trusted-proxy") => {
-            return Err(refused_unbuilt(cfg, "gateway.auth.mode=trusted-proxy", "trusted-proxy auth modes"))
+            return Err(refused_unbuilt(
+                cfg,
+                "gateway.auth.mode=trusted-proxy",
+                "trusted-proxy auth modes",
+            ))
         }
-        Some(other) => {
-            return Err(ConfigError::Refused(format!(
-                "auth mode {other:?} ({mode_src}) is not one of none, token, password, trusted-proxy"
-            )))
-        }
+        Some(other) => return Err(ConfigError::Refused(format!(
+            "auth mode {other:?} ({mode_src}) is not one of none, token, password, trusted-proxy"
+        ))),
         None if token.is_some() && password.is_some() => {
             return Err(ConfigError::Refused(format!(
                 "both a token ({}) and a password ({}) are configured: set gateway.auth.mode \
                  or --auth to choose one",
                 token.as_ref().map(|t| t.1.to_string()).unwrap_or_default(),
-                password.as_ref().map(|p| p.1.to_string()).unwrap_or_default()
+                password
+                    .as_ref()
+                    .map(|p| p.1.to_string())
+                    .unwrap_or_default()
             )))
         }
         None if password.is_some() => AuthMode::Password,
@@ -417,8 +503,14 @@ fn resolve_auth(
         )));
     }
     let source = match mode {
-        AuthMode::Token => token.as_ref().map(|t| t.1.clone()).unwrap_or(Source::Default),
-        AuthMode::Password => password.as_ref().map(|p| p.1.clone()).unwrap_or(Source::Default),
+        AuthMode::Token => token
+            .as_ref()
+            .map(|t| t.1.clone())
+            .unwrap_or(Source::Default),
+        AuthMode::Password => password
+            .as_ref()
+            .map(|p| p.1.clone())
+            .unwrap_or(Source::Default),
         AuthMode::None => mode_src,
     };
     Ok(AuthSettings {
@@ -430,7 +522,11 @@ fn resolve_auth(
 }
 
 /// Applies `gateway.auth.tokenValidation` when configured. Never prints the secret.
-fn check_token_rules(file: &FileConfig, auth: &AuthSettings, cfg: &Path) -> Result<(), ConfigError> {
+fn check_token_rules(
+    file: &FileConfig,
+    auth: &AuthSettings,
+    cfg: &Path,
+) -> Result<(), ConfigError> {
     let Some(rules) = &file.gateway.auth.token_validation else {
         return Ok(());
     };
@@ -454,19 +550,27 @@ fn check_token_rules(file: &FileConfig, auth: &AuthSettings, cfg: &Path) -> Resu
 }
 
 /// Checks a secret against the `tokenValidation` rules; the error names the failed rule.
-pub fn validate_secret(secret: &str, min_length: usize, require_alphanumeric: bool) -> Result<(), String> {
+pub fn validate_secret(
+    secret: &str,
+    min_length: usize,
+    require_alphanumeric: bool,
+) -> Result<(), String> {
     let len = secret.chars().count();
     if len < min_length {
-        return Err(format!("tokenValidation.minLength requires at least {min_length} characters, it has {len}"));
+        return Err(format!(
+            "tokenValidation.minLength requires at least {min_length} characters, it has {len}"
+        ));
     }
     if require_alphanumeric {
         let only = secret.chars().all(|c| c.is_ascii_alphanumeric());
         let letter = secret.chars().any(|c| c.is_ascii_alphabetic());
         let digit = secret.chars().any(|c| c.is_ascii_digit());
         if !(only && letter && digit) {
-            return Err("tokenValidation.requireAlphanumeric requires letters and digits only, \
+            return Err(
+                "tokenValidation.requireAlphanumeric requires letters and digits only, \
                         with at least one of each"
-                .into());
+                    .into(),
+            );
         }
     }
     Ok(())
@@ -488,8 +592,7 @@ fn check_cdp(file: &FileConfig, cfg: &Path) -> Result<(), ConfigError> {
         Some(rest) => rest.split(']').next().unwrap_or(""),
         None => host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host),
     };
-    let loopback = host == "localhost"
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
     if !loopback {
         return Err(ConfigError::Refused(format!(
             "{}: browser.cdpUrl points at {host:?}, which is not loopback; CDP gives full control \
@@ -501,8 +604,15 @@ fn check_cdp(file: &FileConfig, cfg: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn resolve_log_level(inputs: &Inputs, file: &FileConfig, cfg: &Path) -> Result<String, ConfigError> {
-    let (level, src) = match (&inputs.log_level, file.logging.as_ref().and_then(|l| l.level.clone())) {
+fn resolve_log_level(
+    inputs: &Inputs,
+    file: &FileConfig,
+    cfg: &Path,
+) -> Result<String, ConfigError> {
+    let (level, src) = match (
+        &inputs.log_level,
+        file.logging.as_ref().and_then(|l| l.level.clone()),
+    ) {
         (Some(l), _) => (l.clone(), Source::Flag("--log-level")),
         (None, Some(l)) => (l, Source::File(cfg.to_path_buf(), "logging.level")),
         _ => ("info".to_string(), Source::Default),

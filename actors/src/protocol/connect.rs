@@ -28,7 +28,9 @@ pub const CLIENT_IDS: &[&str] = &[
 ];
 
 /// Allowed `client.mode` values.
-pub const CLIENT_MODES: &[&str] = &["webchat", "cli", "ui", "backend", "node", "worker", "probe", "test"];
+pub const CLIENT_MODES: &[&str] = &[
+    "webchat", "cli", "ui", "backend", "node", "worker", "probe", "test",
+];
 
 /// `params` of the `connect` request. Unknown keys are ignored (clients add fields).
 #[derive(Debug, Clone, Deserialize)]
@@ -194,8 +196,14 @@ mod tests {
         let mut bad_min = base();
         bad_min["minProtocol"] = json!("four");
         let cases = [
-            (bad_id, "at /client/id: must be equal to one of the allowed values"),
-            (bad_mode, "at /client/mode: must be equal to one of the allowed values"),
+            (
+                bad_id,
+                "at /client/id: must be equal to one of the allowed values",
+            ),
+            (
+                bad_mode,
+                "at /client/mode: must be equal to one of the allowed values",
+            ),
             (no_client, "client"),
             (bad_min, "minProtocol"),
         ];
@@ -210,11 +218,20 @@ mod tests {
     fn signature_token_precedence() {
         let mut v = base();
         v["auth"] = json!({"deviceToken":"d","bootstrapToken":"b"});
-        assert_eq!(ConnectParams::parse(Some(&v)).unwrap().signature_token(), "d");
+        assert_eq!(
+            ConnectParams::parse(Some(&v)).unwrap().signature_token(),
+            "d"
+        );
         v["auth"] = json!({"bootstrapToken":"b"});
-        assert_eq!(ConnectParams::parse(Some(&v)).unwrap().signature_token(), "b");
+        assert_eq!(
+            ConnectParams::parse(Some(&v)).unwrap().signature_token(),
+            "b"
+        );
         v.as_object_mut().unwrap().remove("auth");
-        assert_eq!(ConnectParams::parse(Some(&v)).unwrap().signature_token(), "");
+        assert_eq!(
+            ConnectParams::parse(Some(&v)).unwrap().signature_token(),
+            ""
+        );
     }
 
     #[test]
@@ -228,7 +245,11 @@ mod tests {
             ("gateway-client", "cli", true, false),
         ];
         for (id, mode, local, want) in cases {
-            assert_eq!(keeps_requested_scopes(id, mode, local), want, "{id}/{mode} local={local}");
+            assert_eq!(
+                keeps_requested_scopes(id, mode, local),
+                want,
+                "{id}/{mode} local={local}"
+            );
         }
     }
 }

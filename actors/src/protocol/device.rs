@@ -85,11 +85,15 @@ impl DeviceError {
     pub fn codes(self) -> (&'static str, &'static str) {
         match self {
             DeviceError::IdMismatch => ("DEVICE_AUTH_DEVICE_ID_MISMATCH", "device-id-mismatch"),
-            DeviceError::SignatureExpired => ("DEVICE_AUTH_SIGNATURE_EXPIRED", "device-signature-stale"),
+            DeviceError::SignatureExpired => {
+                ("DEVICE_AUTH_SIGNATURE_EXPIRED", "device-signature-stale")
+            }
             DeviceError::NonceRequired => ("DEVICE_AUTH_NONCE_REQUIRED", "device-nonce-missing"),
             DeviceError::NonceMismatch => ("DEVICE_AUTH_NONCE_MISMATCH", "device-nonce-mismatch"),
             DeviceError::SignatureInvalid => ("DEVICE_AUTH_SIGNATURE_INVALID", "device-signature"),
-            DeviceError::PublicKeyInvalid => ("DEVICE_AUTH_PUBLIC_KEY_INVALID", "device-public-key"),
+            DeviceError::PublicKeyInvalid => {
+                ("DEVICE_AUTH_PUBLIC_KEY_INVALID", "device-public-key")
+            }
         }
     }
 

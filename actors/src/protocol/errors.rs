@@ -70,12 +70,18 @@ impl ErrorShape {
 
     /// `INVALID_REQUEST "invalid request frame: …"` for a bad frame after the handshake.
     pub fn invalid_frame(why: &str) -> Self {
-        Self::new(code::INVALID_REQUEST, format!("invalid request frame: {why}"))
+        Self::new(
+            code::INVALID_REQUEST,
+            format!("invalid request frame: {why}"),
+        )
     }
 
     /// `INVALID_REQUEST "invalid <method> params: …"`.
     pub fn invalid_params(method: &str, why: &str) -> Self {
-        Self::new(code::INVALID_REQUEST, format!("invalid {method} params: {why}"))
+        Self::new(
+            code::INVALID_REQUEST,
+            format!("invalid {method} params: {why}"),
+        )
     }
 
     /// `UNAVAILABLE <message>`, retryable.

@@ -106,7 +106,12 @@ pub fn response_err(id: &str, error: &ErrorShape) -> String {
 }
 
 /// `{"type":"event","event":…,"payload":…[,"seq":n][,"stateVersion":…]}`.
-pub fn event(name: &str, payload: &Value, seq: Option<u64>, state_version: Option<&Value>) -> String {
+pub fn event(
+    name: &str,
+    payload: &Value,
+    seq: Option<u64>,
+    state_version: Option<&Value>,
+) -> String {
     let mut m = Map::with_capacity(5);
     m.insert("type".into(), Value::from("event"));
     m.insert("event".into(), Value::from(name));
@@ -131,20 +136,36 @@ mod tests {
         assert_eq!(ok.id, "1:a");
         assert_eq!(ok.method, "health");
         assert_eq!(ok.params, None);
-        let with = parse_request(r#"{"type":"req","id":"x","method":"m","params":{"a":1}}"#)
-            .unwrap();
+        let with =
+            parse_request(r#"{"type":"req","id":"x","method":"m","params":{"a":1}}"#).unwrap();
         assert_eq!(with.params, Some(json!({"a":1})));
 
         let cases: &[(&str, FrameError)] = &[
             ("not json", FrameError::NotJson),
             ("[1,2]", FrameError::NotJson),
-            (r#"{"type":"event","id":"7"}"#, FrameError::NotRequest { id: Some("7".into()) }),
-            (r#"{"id":"7","method":"x"}"#, FrameError::NotRequest { id: Some("7".into()) }),
+            (
+                r#"{"type":"event","id":"7"}"#,
+                FrameError::NotRequest {
+                    id: Some("7".into()),
+                },
+            ),
+            (
+                r#"{"id":"7","method":"x"}"#,
+                FrameError::NotRequest {
+                    id: Some("7".into()),
+                },
+            ),
             (r#"{"type":"req","method":"x"}"#, FrameError::BadId),
             (r#"{"type":"req","id":"","method":"x"}"#, FrameError::BadId),
             (r#"{"type":"req","id":5,"method":"x"}"#, FrameError::BadId),
-            (r#"{"type":"req","id":"9"}"#, FrameError::BadMethod { id: "9".into() }),
-            (r#"{"type":"req","id":"9","method":""}"#, FrameError::BadMethod { id: "9".into() }),
+            (
+                r#"{"type":"req","id":"9"}"#,
+                FrameError::BadMethod { id: "9".into() },
+            ),
+            (
+                r#"{"type":"req","id":"9","method":""}"#,
+                FrameError::BadMethod { id: "9".into() },
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(&parse_request(text).unwrap_err(), want, "{text}");
@@ -156,18 +177,25 @@ mod tests {
     #[test]
     fn build_frames() {
         let r: Value = serde_json::from_str(&response_ok("a", json!({"x":1}))).unwrap();
-        assert_eq!(r, json!({"type":"res","id":"a","ok":true,"payload":{"x":1}}));
+        assert_eq!(
+            r,
+            json!({"type":"res","id":"a","ok":true,"payload":{"x":1}})
+        );
         let e: Value =
-            serde_json::from_str(&response_err("b", &ErrorShape::unknown_method("nope")))
-                .unwrap();
+            serde_json::from_str(&response_err("b", &ErrorShape::unknown_method("nope"))).unwrap();
         assert_eq!(
             e,
             json!({"type":"res","id":"b","ok":false,
                    "error":{"code":"INVALID_REQUEST","message":"unknown method: nope"}})
         );
-        let ev: Value = serde_json::from_str(&event("tick", &json!({"ts":5}), Some(3), None)).unwrap();
-        assert_eq!(ev, json!({"type":"event","event":"tick","payload":{"ts":5},"seq":3}));
-        let ch: Value = serde_json::from_str(&event("connect.challenge", &json!({}), None, None)).unwrap();
+        let ev: Value =
+            serde_json::from_str(&event("tick", &json!({"ts":5}), Some(3), None)).unwrap();
+        assert_eq!(
+            ev,
+            json!({"type":"event","event":"tick","payload":{"ts":5},"seq":3})
+        );
+        let ch: Value =
+            serde_json::from_str(&event("connect.challenge", &json!({}), None, None)).unwrap();
         assert!(ch.get("seq").is_none());
     }
 

@@ -189,7 +189,10 @@ mod tests {
             (frame(true, 1, 65537), Some(65537)),
             (frame(true, 2, 1 << 20), Some(1 << 20)),
             ([frame(true, 1, 100), frame(true, 1, 65000)].concat(), None),
-            ([frame(false, 1, 40000), frame(true, 0, 40000)].concat(), Some(80000)),
+            (
+                [frame(false, 1, 40000), frame(true, 0, 40000)].concat(),
+                Some(80000),
+            ),
             ([frame(true, 9, 10), frame(true, 1, 65536)].concat(), None),
         ];
         for (bytes, want) in cases {

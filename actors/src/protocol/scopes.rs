@@ -15,17 +15,15 @@ pub const TALK: &str = "operator.talk";
 /// `write` satisfies `read` and `talk`, anything else only itself.
 pub fn satisfies(granted: &[String], required: &str) -> bool {
     granted.iter().any(|g| {
-        g == required
-            || g == ADMIN
-            || (g == WRITE && (required == READ || required == TALK))
+        g == required || g == ADMIN || (g == WRITE && (required == READ || required == TALK))
     })
 }
 
 /// The scope a known method needs; `None` for an unknown method.
 pub fn required_scope(method: &str) -> Option<&'static str> {
     Some(match method {
-        "health" | "status" | "system-presence" | "last-heartbeat" | "logs.tail"
-        | "config.get" | "audit.tail" => READ,
+        "health" | "status" | "system-presence" | "last-heartbeat" | "logs.tail" | "config.get"
+        | "audit.tail" => READ,
         "gateway.connections.list" => ADMIN,
         #[cfg(feature = "fault-injection")]
         "debug.panic" => READ,

@@ -23,7 +23,14 @@ use crate::shared::{now_ms, write, Identity, VERSION};
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Events this gateway may send.
-pub const EVENTS: &[&str] = &["connect.challenge", "tick", "presence", "health", "heartbeat", "shutdown"];
+pub const EVENTS: &[&str] = &[
+    "connect.challenge",
+    "tick",
+    "presence",
+    "health",
+    "heartbeat",
+    "shutdown",
+];
 
 /// Handles the first frame of a connection.
 pub(super) async fn on_first_frame(me: &SessionRef, st: &mut SessionState, text: String) {
@@ -36,20 +43,31 @@ pub(super) async fn on_first_frame(me: &SessionRef, st: &mut SessionState, text:
         st.close_with(me, close, reason);
     };
     if req.method != "connect" {
-        let e = ErrorShape::new(code::INVALID_REQUEST, "invalid handshake: first request must be connect");
+        let e = ErrorShape::new(
+            code::INVALID_REQUEST,
+            "invalid handshake: first request must be connect",
+        );
         let m = e.message.clone();
         return fail(st, e, 1008, &m);
     }
     let params = match ConnectParams::parse(req.params.as_ref()) {
         Ok(p) => p,
         Err(err) => {
-            let e = ErrorShape::new(code::INVALID_REQUEST, format!("invalid connect params: {err}"));
+            let e = ErrorShape::new(
+                code::INVALID_REQUEST,
+                format!("invalid connect params: {err}"),
+            );
             let m = e.message.clone();
             return fail(st, e, 1008, &m);
         }
     };
     if !matches!(params.role(), "operator" | "node") {
-        return fail(st, ErrorShape::new(code::INVALID_REQUEST, "invalid role"), 1008, "invalid role");
+        return fail(
+            st,
+            ErrorShape::new(code::INVALID_REQUEST, "invalid role"),
+            1008,
+            "invalid role",
+        );
     }
     let protocol = match negotiate(params.min_protocol, params.max_protocol) {
         Ok(p) => p,
@@ -63,18 +81,29 @@ pub(super) async fn on_first_frame(me: &SessionRef, st: &mut SessionState, text:
         nonce: st.nonce.clone(),
         params: params.clone(),
     });
-    let reply = match ractor::registry::where_is(auth::NAME.to_string()) {
+    let reply = match ractor::registry::where_is(auth::NAME) {
         Some(cell) => {
             let auth: ActorRef<AuthMsg> = cell.into();
-            auth.call(|reply_to| AuthMsg::Authenticate { request, reply_to }, Some(AUTH_TIMEOUT)).await
+            auth.call(
+                |reply_to| AuthMsg::Authenticate { request, reply_to },
+                Some(AUTH_TIMEOUT),
+            )
+            .await
         }
         None => return fail(st, starting(), 1013, "gateway starting"),
     };
     match reply {
-        Ok(CallResult::Success(AuthReply::Accept { method, scopes, device_id })) => {
-            hello(me, st, &req.id, &params, protocol, method, scopes, device_id)
-        }
-        Ok(CallResult::Success(AuthReply::Reject { error, close_reason })) => fail(st, error, 1008, &close_reason),
+        Ok(CallResult::Success(AuthReply::Accept {
+            method,
+            scopes,
+            device_id,
+        })) => hello(
+            me, st, &req.id, &params, protocol, method, scopes, device_id,
+        ),
+        Ok(CallResult::Success(AuthReply::Reject {
+            error,
+            close_reason,
+        })) => fail(st, error, 1008, &close_reason),
         _ => fail(st, starting(), 1013, "gateway starting"),
     }
 }
@@ -111,15 +140,23 @@ fn hello(
         protocol,
         authenticated_at_ms: now_ms(),
     };
+    if let Some(t) = st.handshake_timer.take() {
+        t.abort();
+    }
     let payload = hello_payload(st, &identity);
     *write(&st.stats.identity) = Some(identity.clone());
     st.frame_limit.store(MAX_PAYLOAD_BYTES, Ordering::Relaxed);
     st.send(me, frame::response_ok(id, payload));
-    st.out.control(super::Out::StartPings(st.shared.settings.ping_interval));
-    if let Some(cell) = ractor::registry::where_is(presence::NAME.to_string()) {
+    st.out
+        .control(super::Out::StartPings(st.shared.settings.ping_interval));
+    if let Some(cell) = ractor::registry::where_is(presence::NAME) {
         let p: ActorRef<PresenceMsg> = cell.into();
         let listed = presence::is_listed(&identity.client_mode);
-        let _ = p.cast(PresenceMsg::Join { conn_id: st.conn_id.clone(), session: me.clone(), listed });
+        let _ = p.cast(PresenceMsg::Join {
+            conn_id: st.conn_id.clone(),
+            session: me.clone(),
+            listed,
+        });
     }
     tracing::debug!(client = %identity.client_id, mode = %identity.client_mode, role = %identity.role, "authenticated");
     st.phase = Phase::Ready(Box::new(identity));

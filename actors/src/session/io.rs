@@ -101,10 +101,17 @@ impl Outbound {
 }
 
 /// Starts the I/O task for `ws`; returns the outbound queue and the task handle.
-pub fn spawn(ws: WsStream, session: SessionRef, stats: Arc<ConnStats>) -> (Outbound, tokio::task::JoinHandle<()>) {
+pub fn spawn(
+    ws: WsStream,
+    session: SessionRef,
+    stats: Arc<ConnStats>,
+) -> (Outbound, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
-    let out = Outbound { tx, queued: queued.clone() };
+    let out = Outbound {
+        tx,
+        queued: queued.clone(),
+    };
     let task = tokio::spawn(run(ws, rx, queued, session, stats));
     (out, task)
 }
@@ -210,7 +217,11 @@ async fn write_batch(
         bytes += t.len();
         frames += 1;
         if ws.feed(Message::text(t)).await.is_err() {
-            let _ = session.cast(SessionMsg::SocketClosed { code: None, reason: String::new(), error: Some("write failed".into()) });
+            let _ = session.cast(SessionMsg::SocketClosed {
+                code: None,
+                reason: String::new(),
+                error: Some("write failed".into()),
+            });
             return Err(());
         }
         if frames < 64 {
@@ -226,7 +237,11 @@ async fn write_batch(
     stats.frames_out.fetch_add(frames, Ordering::Relaxed);
     stats.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
     if flushed.is_err() {
-        let _ = session.cast(SessionMsg::SocketClosed { code: None, reason: String::new(), error: Some("write failed".into()) });
+        let _ = session.cast(SessionMsg::SocketClosed {
+            code: None,
+            reason: String::new(),
+            error: Some("write failed".into()),
+        });
         return Err(());
     }
     match deferred {

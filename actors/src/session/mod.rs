@@ -116,6 +116,9 @@ pub struct SessionState {
     opened: Instant,
     close: Option<(u16, String)>,
     span: tracing::Span,
+    /// Aborted at `hello-ok` and on drop: a pending timer would keep the stopped actor's
+    /// cell alive until it fires.
+    handshake_timer: Option<tokio::task::JoinHandle<Result<(), ractor::MessagingErr<SessionMsg>>>>,
 }
 
 impl SessionMsg {
@@ -136,17 +139,30 @@ impl Actor for SessionActor {
     type State = SessionState;
     type Arguments = SessionArgs;
 
-    async fn pre_start(&self, me: SessionRef, a: SessionArgs) -> Result<SessionState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        me: SessionRef,
+        a: SessionArgs,
+    ) -> Result<SessionState, ActorProcessingErr> {
         let span = tracing::info_span!("conn", conn_id = %a.conn_id, peer = %a.peer);
         let stats = a.shared.register(&a.conn_id, a.peer);
         let (out, _task) = io::spawn(a.ws, me.clone(), stats.clone());
         let nonce = uuid::Uuid::new_v4().to_string();
         let challenge = json!({"nonce": nonce, "ts": crate::shared::now_ms()});
-        out.text(frame::event("connect.challenge", &challenge, None, None), MAX_BUFFERED_BYTES);
-        me.send_after(a.shared.settings.handshake_timeout, || SessionMsg::HandshakeTimeout);
+        out.text(
+            frame::event("connect.challenge", &challenge, None, None),
+            MAX_BUFFERED_BYTES,
+        );
+        let handshake_timer = me.send_after(a.shared.settings.handshake_timeout, || {
+            SessionMsg::HandshakeTimeout
+        });
         a.shared
             .audit
-            .record(AuditEvent::new("conn.open").with("connId", a.conn_id.as_str()).with("peer", a.peer.to_string()))
+            .record(
+                AuditEvent::new("conn.open")
+                    .with("connId", a.conn_id.as_str())
+                    .with("peer", a.peer.to_string()),
+            )
             .await;
         span.in_scope(|| tracing::debug!("connection open"));
         Ok(SessionState {
@@ -163,10 +179,16 @@ impl Actor for SessionActor {
             opened: Instant::now(),
             close: None,
             span,
+            handshake_timer: Some(handshake_timer),
         })
     }
 
-    async fn handle(&self, me: SessionRef, msg: SessionMsg, st: &mut SessionState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        me: SessionRef,
+        msg: SessionMsg,
+        st: &mut SessionState,
+    ) -> Result<(), ActorProcessingErr> {
         let span = st.span.clone();
         async {
             tracing::trace!(actor = "session", msg = msg.kind(), "message");
@@ -175,7 +197,11 @@ impl Actor for SessionActor {
                     Phase::Handshake => handshake::on_first_frame(&me, st, text).await,
                     Phase::Ready(_) => on_request(&me, st, text),
                 },
-                SessionMsg::SocketClosed { code, reason, error } => {
+                SessionMsg::SocketClosed {
+                    code,
+                    reason,
+                    error,
+                } => {
                     if st.close.is_none() {
                         let why = error.unwrap_or(reason);
                         st.close = Some((code.unwrap_or(1005), why));
@@ -184,10 +210,17 @@ impl Actor for SessionActor {
                 }
                 SessionMsg::HandshakeTimeout => {
                     if matches!(st.phase, Phase::Handshake) {
-                        st.shared.counters.handshake_timeouts.fetch_add(1, Ordering::Relaxed);
+                        st.shared
+                            .counters
+                            .handshake_timeouts
+                            .fetch_add(1, Ordering::Relaxed);
                         st.shared
                             .audit
-                            .record(AuditEvent::new("conn.handshake_timeout").with("connId", st.conn_id.as_str()).with("peer", st.peer.to_string()))
+                            .record(
+                                AuditEvent::new("conn.handshake_timeout")
+                                    .with("connId", st.conn_id.as_str())
+                                    .with("peer", st.peer.to_string()),
+                            )
                             .await;
                         st.close_with(&me, 1000, "");
                     }
@@ -196,7 +229,15 @@ impl Actor for SessionActor {
                 SessionMsg::Shutdown { reason } => {
                     if matches!(st.phase, Phase::Ready(_)) {
                         let payload = json!({"reason": reason, "restartExpectedMs": Value::Null});
-                        st.deliver(&me, &Broadcast { event: "shutdown", payload, drop_if_slow: false, state_version: None });
+                        st.deliver(
+                            &me,
+                            &Broadcast {
+                                event: "shutdown",
+                                payload,
+                                drop_if_slow: false,
+                                state_version: None,
+                            },
+                        );
                     }
                     st.close_with(&me, 1012, "service restart");
                 }
@@ -214,12 +255,17 @@ fn on_request(me: &SessionRef, st: &mut SessionState, text: String) {
         Ok(r) => r,
         Err(e) => {
             let id = e.response_id();
-            st.send(me, frame::response_err(&id, &ErrorShape::invalid_frame(&e.to_string())));
+            st.send(
+                me,
+                frame::response_err(&id, &ErrorShape::invalid_frame(&e.to_string())),
+            );
             return;
         }
     };
     st.shared.counters.requests.fetch_add(1, Ordering::Relaxed);
-    let Phase::Ready(identity) = &st.phase else { return };
+    let Phase::Ready(identity) = &st.phase else {
+        return;
+    };
     match methods::dispatch(&st.shared, identity, &st.stats, &req) {
         Dispatch::Done(Ok(payload)) => st.send(me, frame::response_ok(&req.id, payload)),
         Dispatch::Done(Err(e)) => st.send(me, frame::response_err(&req.id, &e)),
@@ -252,7 +298,12 @@ impl SessionState {
     /// Delivers a broadcast with the next `seq`.
     fn deliver(&mut self, me: &SessionRef, b: &Broadcast) {
         self.seq += 1;
-        let text = frame::event(b.event, &b.payload, Some(self.seq), b.state_version.as_ref());
+        let text = frame::event(
+            b.event,
+            &b.payload,
+            Some(self.seq),
+            b.state_version.as_ref(),
+        );
         match self.out.text(text, MAX_BUFFERED_BYTES) {
             Queued::Full if !b.drop_if_slow => self.close_with(me, 1008, "slow consumer"),
             _ => {}
@@ -271,6 +322,9 @@ impl SessionState {
 
 impl Drop for SessionState {
     fn drop(&mut self) {
+        if let Some(t) = self.handshake_timer.take() {
+            t.abort();
+        }
         self.shared.unregister(&self.conn_id);
         let (code, reason) = self.close.clone().unwrap_or((1011, "session ended".into()));
         let mut ev = AuditEvent::new("conn.close")
@@ -287,9 +341,11 @@ impl Drop for SessionState {
                 .with("clientMode", i.client_mode.as_str())
                 .with("clientVersion", i.client_version.as_str())
                 .with("role", i.role.as_str());
-            if let Some(p) = ractor::registry::where_is(presence::NAME.to_string()) {
+            if let Some(p) = ractor::registry::where_is(presence::NAME) {
                 let p: ActorRef<PresenceMsg> = p.into();
-                let _ = p.cast(PresenceMsg::Leave { conn_id: self.conn_id.clone() });
+                let _ = p.cast(PresenceMsg::Leave {
+                    conn_id: self.conn_id.clone(),
+                });
             }
         }
         if let Some(origin) = &self.meta.origin {

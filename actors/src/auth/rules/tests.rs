@@ -10,7 +10,11 @@ const NOW: i64 = 1_800_000_000_000;
 const NONCE: &str = "nonce-1";
 
 fn token_secrets() -> Secrets {
-    Secrets { mode: AuthMode::Token, token: Some(Secret::new("right")), password: None }
+    Secrets {
+        mode: AuthMode::Token,
+        token: Some(Secret::new("right")),
+        password: None,
+    }
 }
 
 fn params(v: Value) -> ConnectParams {
@@ -28,15 +32,25 @@ fn with_device(mut v: Value, key: &SigningKey) -> ConnectParams {
     let id = crate::protocol::device::device_id(&pk);
     let p = params(v.clone());
     let mut d = crate::protocol::device::DeviceBlock {
-        id: id.clone(), public_key: URL_SAFE_NO_PAD.encode(pk), signature: String::new(),
-        signed_at: NOW, nonce: NONCE.into(),
+        id: id.clone(),
+        public_key: URL_SAFE_NO_PAD.encode(pk),
+        signature: String::new(),
+        signed_at: NOW,
+        nonce: NONCE.into(),
     };
     let ctx = SignatureContext {
-        client_id: &p.client.id, client_mode: &p.client.mode, role: p.role(),
-        scopes: p.requested_scopes(), token: p.signature_token(),
-        platform: Some(&p.client.platform), device_family: p.client.device_family.as_deref(),
+        client_id: &p.client.id,
+        client_mode: &p.client.mode,
+        role: p.role(),
+        scopes: p.requested_scopes(),
+        token: p.signature_token(),
+        platform: Some(&p.client.platform),
+        device_family: p.client.device_family.as_deref(),
     };
-    d.signature = URL_SAFE_NO_PAD.encode(key.sign(crate::protocol::device::payload_v2(&d, &ctx).as_bytes()).to_bytes());
+    d.signature = URL_SAFE_NO_PAD.encode(
+        key.sign(crate::protocol::device::payload_v2(&d, &ctx).as_bytes())
+            .to_bytes(),
+    );
     v["device"] = json!({"id": d.id, "publicKey": d.public_key, "signature": d.signature, "signedAt": NOW, "nonce": NONCE});
     params(v)
 }
@@ -47,7 +61,11 @@ fn unknown(_: &str) -> Pairing {
 
 fn detail(v: &Verdict) -> String {
     match v {
-        Verdict::Reject { error, .. } => error.details.as_ref().map(|d| d["code"].as_str().unwrap_or("").to_string()).unwrap_or_default(),
+        Verdict::Reject { error, .. } => error
+            .details
+            .as_ref()
+            .map(|d| d["code"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default(),
         Verdict::Accept { method, .. } => format!("accept:{method}"),
         Verdict::NeedsPairing { .. } => "pairing".into(),
     }
@@ -55,17 +73,38 @@ fn detail(v: &Verdict) -> String {
 
 #[test]
 fn secret_table() {
-    let pw = Secrets { mode: AuthMode::Password, token: None, password: Some(Secret::new("pw")) };
-    let none = Secrets { mode: AuthMode::None, token: None, password: None };
+    let pw = Secrets {
+        mode: AuthMode::Password,
+        token: None,
+        password: Some(Secret::new("pw")),
+    };
+    let none = Secrets {
+        mode: AuthMode::None,
+        token: None,
+        password: None,
+    };
+    let tok = token_secrets();
     let cases: Vec<(&Secrets, Value, SecretCheck)> = vec![
-        (&token_secrets(), json!({"token":"right"}), SecretCheck::Ok("token")),
-        (&token_secrets(), json!({"password":"right"}), SecretCheck::Ok("token")),
-        (&token_secrets(), json!({"token":"wrong"}), SecretCheck::Failed("token_mismatch")),
-        (&token_secrets(), json!({"token":"righ"}), SecretCheck::Failed("token_mismatch")),
-        (&token_secrets(), json!({}), SecretCheck::Missing),
-        (&token_secrets(), json!({"token":"undefined"}), SecretCheck::Missing),
+        (&tok, json!({"token":"right"}), SecretCheck::Ok("token")),
+        (&tok, json!({"password":"right"}), SecretCheck::Ok("token")),
+        (
+            &tok,
+            json!({"token":"wrong"}),
+            SecretCheck::Failed("token_mismatch"),
+        ),
+        (
+            &tok,
+            json!({"token":"righ"}),
+            SecretCheck::Failed("token_mismatch"),
+        ),
+        (&tok, json!({}), SecretCheck::Missing),
+        (&tok, json!({"token":"undefined"}), SecretCheck::Missing),
         (&pw, json!({"password":"pw"}), SecretCheck::Ok("password")),
-        (&pw, json!({"password":"x"}), SecretCheck::Failed("password_mismatch")),
+        (
+            &pw,
+            json!({"password":"x"}),
+            SecretCheck::Failed("password_mismatch"),
+        ),
         (&none, json!({}), SecretCheck::Ok("none")),
     ];
     for (s, auth, want) in cases {
@@ -87,12 +126,42 @@ fn decision_table() {
         "scopes":["operator.read"],"auth":{"token":"right"}});
     let s = token_secrets();
     let cases: Vec<(&str, ConnectParams, bool, &str)> = vec![
-        ("cli right token local", cli(json!({"token":"right"})), true, "accept:token"),
-        ("cli wrong token", cli(json!({"token":"nope"})), true, "AUTH_TOKEN_MISMATCH"),
-        ("nothing at all", cli(json!({})), true, "DEVICE_IDENTITY_REQUIRED"),
-        ("node without device", params(node_host.clone()), true, "DEVICE_IDENTITY_REQUIRED"),
-        ("node with device local", with_device(node_host.clone(), &key), true, "accept:token"),
-        ("backend device remote", with_device(backend.clone(), &key), false, "pairing"),
+        (
+            "cli right token local",
+            cli(json!({"token":"right"})),
+            true,
+            "accept:token",
+        ),
+        (
+            "cli wrong token",
+            cli(json!({"token":"nope"})),
+            true,
+            "AUTH_TOKEN_MISMATCH",
+        ),
+        (
+            "nothing at all",
+            cli(json!({})),
+            true,
+            "DEVICE_IDENTITY_REQUIRED",
+        ),
+        (
+            "node without device",
+            params(node_host.clone()),
+            true,
+            "DEVICE_IDENTITY_REQUIRED",
+        ),
+        (
+            "node with device local",
+            with_device(node_host.clone(), &key),
+            true,
+            "accept:token",
+        ),
+        (
+            "backend device remote",
+            with_device(backend.clone(), &key),
+            false,
+            "pairing",
+        ),
         ("probe local", params(probe), true, "accept:token"),
     ];
     for (name, p, local, want) in cases {
@@ -126,7 +195,12 @@ fn device_paths() {
         "scopes":["operator.read"],"auth":{"token":"right"}});
     let p = with_device(backend.clone(), &key);
     match decide(&s, &p, NONCE, true, unknown, NOW) {
-        Verdict::Accept { approve_device, device_id, scopes, .. } => {
+        Verdict::Accept {
+            approve_device,
+            device_id,
+            scopes,
+            ..
+        } => {
             assert!(approve_device);
             assert!(device_id.is_some());
             assert_eq!(scopes, vec!["operator.read".to_string()]);
@@ -144,13 +218,19 @@ fn device_paths() {
     let mut bad = backend.clone();
     bad["auth"] = json!({"token":"wrong"});
     let p = with_device(bad, &key);
-    assert_eq!(detail(&decide(&s, &p, NONCE, true, unknown, NOW)), "AUTH_TOKEN_MISMATCH");
+    assert_eq!(
+        detail(&decide(&s, &p, NONCE, true, unknown, NOW)),
+        "AUTH_TOKEN_MISMATCH"
+    );
 }
 
 #[test]
 fn pairing_close_reason_format() {
     let (e, reason) = pairing_required("dev1", "req-1", "node");
     assert_eq!(e.code, "NOT_PAIRED");
-    assert_eq!(reason, "pairing required: device is not approved yet (requestId: req-1)");
+    assert_eq!(
+        reason,
+        "pairing required: device is not approved yet (requestId: req-1)"
+    );
     assert_eq!(e.details.unwrap()["requestId"], "req-1");
 }

@@ -4,7 +4,10 @@ use super::*;
 use std::collections::HashMap;
 
 fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let m: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     move |k| m.get(k).cloned()
 }
 
@@ -25,17 +28,29 @@ fn tmp(name: &str) -> PathBuf {
 fn port_precedence_flag_env_file_default() {
     let d = tmp("port");
     let cfg = write_cfg(&d, r#"{"gateway":{"port":20000}}"#);
-    let inputs = |port| Inputs { config: Some(cfg.clone()), port, ..Default::default() };
+    let inputs = |port| Inputs {
+        config: Some(cfg.clone()),
+        port,
+        ..Default::default()
+    };
     let home = d.to_str().unwrap();
     let env = env_of(&[("HOME", home), ("OPENCLAW_GATEWAY_PORT", "20001")]);
     assert_eq!(resolve(&inputs(Some(20002)), &env).unwrap().port, 20002);
     assert_eq!(resolve(&inputs(None), &env).unwrap().port, 20001);
     let env = env_of(&[("HOME", home)]);
     assert_eq!(resolve(&inputs(None), &env).unwrap().port, 20000);
-    let none = Inputs { ..Default::default() };
-    let env = env_of(&[("HOME", home), ("OPENCLAW_STATE_DIR", d.join("empty").to_str().unwrap())]);
+    let none = Inputs {
+        ..Default::default()
+    };
+    let env = env_of(&[
+        ("HOME", home),
+        ("OPENCLAW_STATE_DIR", d.join("empty").to_str().unwrap()),
+    ]);
     assert_eq!(resolve(&none, &env).unwrap().port, 18789);
-    let dev = Inputs { dev: true, ..Default::default() };
+    let dev = Inputs {
+        dev: true,
+        ..Default::default()
+    };
     let env = env_of(&[("HOME", home)]);
     let s = resolve(&dev, &env).unwrap();
     assert_eq!(s.port, 19001);
@@ -47,9 +62,15 @@ fn token_precedence_and_masking() {
     let d = tmp("token");
     let cfg = write_cfg(&d, r#"{"gateway":{"auth":{"token":"from-file"}}}"#);
     let home = d.to_str().unwrap();
-    let base = Inputs { config: Some(cfg), ..Default::default() };
+    let base = Inputs {
+        config: Some(cfg),
+        ..Default::default()
+    };
     let env = env_of(&[("HOME", home), ("OPENCLAW_GATEWAY_TOKEN", "from-env")]);
-    let with_flag = Inputs { token: Some(Secret::new("from-flag")), ..base.clone() };
+    let with_flag = Inputs {
+        token: Some(Secret::new("from-flag")),
+        ..base.clone()
+    };
     let s = resolve(&with_flag, &env).unwrap();
     assert_eq!(s.auth.token.as_ref().unwrap().expose(), "from-flag");
     assert_eq!(s.auth.source, Source::Flag("--token"));
@@ -57,7 +78,10 @@ fn token_precedence_and_masking() {
     assert_eq!(s.auth.token.as_ref().unwrap().expose(), "from-env");
     let s = resolve(&base, &env_of(&[("HOME", home)])).unwrap();
     assert_eq!(s.auth.token.as_ref().unwrap().expose(), "from-file");
-    assert!(!format!("{s:?}").contains("from-file"), "Debug must mask secrets");
+    assert!(
+        !format!("{s:?}").contains("from-file"),
+        "Debug must mask secrets"
+    );
     let json = serde_json::to_string(&s.file).unwrap();
     assert!(!json.contains("from-file"), "{json}");
 }
@@ -67,10 +91,20 @@ fn paths_follow_profile_and_env() {
     let env = env_of(&[("HOME", "/h")]);
     let p = resolve_paths(None, Some("work"), false, &env).unwrap();
     assert_eq!(p.state_dir, PathBuf::from("/h/.openclaw-work"));
-    assert_eq!(p.config_path, PathBuf::from("/h/.openclaw-work/openclaw.json"));
-    let env = env_of(&[("HOME", "/h"), ("OPENCLAW_STATE_DIR", "/s"), ("OPENCLAW_CONFIG_PATH", "/c.json")]);
+    assert_eq!(
+        p.config_path,
+        PathBuf::from("/h/.openclaw-work/openclaw.json")
+    );
+    let env = env_of(&[
+        ("HOME", "/h"),
+        ("OPENCLAW_STATE_DIR", "/s"),
+        ("OPENCLAW_CONFIG_PATH", "/c.json"),
+    ]);
     let p = resolve_paths(None, None, false, &env).unwrap();
-    assert_eq!((p.state_dir, p.config_path), (PathBuf::from("/s"), PathBuf::from("/c.json")));
+    assert_eq!(
+        (p.state_dir, p.config_path),
+        (PathBuf::from("/s"), PathBuf::from("/c.json"))
+    );
     let p = resolve_paths(Some(Path::new("/flag.json")), None, false, &env).unwrap();
     assert_eq!(p.config_path, PathBuf::from("/flag.json"));
     assert!(resolve_paths(None, Some("../x"), false, &env).is_err());
@@ -97,30 +131,53 @@ fn secret_rules_table() {
 fn fixtures() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/config");
     let mut seen = 0;
-    let mut entries: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     entries.sort();
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     for e in std::fs::read_dir(&examples).unwrap() {
         entries.push(e.unwrap().path());
     }
     let home = tmp("fixtures");
-    let env = env_of(&[("HOME", home.to_str().unwrap()), ("FIXTURE_TOKEN", "Abcdefghij0123456789Abcdefghij01"), ("GATEWAY_TOKEN", "Zyxwvutsrq9876543210Zyxwvutsrq98")]);
+    let env = env_of(&[
+        ("HOME", home.to_str().unwrap()),
+        ("FIXTURE_TOKEN", "Abcdefghij0123456789Abcdefghij01"),
+        ("GATEWAY_TOKEN", "Zyxwvutsrq9876543210Zyxwvutsrq98"),
+    ]);
     for path in entries {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         if !name.ends_with(".json5") && !name.ends_with(".json") {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        let expect = text.lines().find_map(|l| l.trim().strip_prefix("// expect:")).map(str::trim);
-        let inputs = Inputs { config: Some(path.clone()), ..Default::default() };
+        let expect = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("// expect:"))
+            .map(str::trim);
+        let inputs = Inputs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
         let got = resolve(&inputs, &env);
         match expect {
             Some(want) => {
                 let err = got.expect_err(&name).to_string();
-                assert!(err.contains(want), "{name}: {err:?} should contain {want:?}");
-                assert!(err.contains(&*path.to_string_lossy()) || err.contains("env ") || err.contains("flag "),
-                        "{name}: error must name its source: {err}");
-                assert!(!err.contains("SuperSecretValue"), "{name}: error leaks a secret: {err}");
+                assert!(
+                    err.contains(want),
+                    "{name}: {err:?} should contain {want:?}"
+                );
+                assert!(
+                    err.contains(&*path.to_string_lossy())
+                        || err.contains("env ")
+                        || err.contains("flag "),
+                    "{name}: error must name its source: {err}"
+                );
+                assert!(
+                    !err.contains("SuperSecretValue"),
+                    "{name}: error leaks a secret: {err}"
+                );
             }
             None => {
                 got.unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -128,5 +185,8 @@ fn fixtures() {
         }
         seen += 1;
     }
-    assert!(seen >= 10, "expected the fixture list to be populated, saw {seen}");
+    assert!(
+        seen >= 10,
+        "expected the fixture list to be populated, saw {seen}"
+    );
 }

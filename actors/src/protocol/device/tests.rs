@@ -57,15 +57,24 @@ fn payload_strings() {
     let d = block(&key(), 42, "n");
     assert_eq!(
         payload_v2(&d, &ctx(&scopes)),
-        format!("v2|{}|gateway-client|backend|operator|operator.read,operator.write|42|tok|n", d.id)
+        format!(
+            "v2|{}|gateway-client|backend|operator|operator.read,operator.write|42|tok|n",
+            d.id
+        )
     );
     assert!(payload_v3(&d, &ctx(&scopes)).ends_with("|42|tok|n|linux|linux"));
 }
 
 #[test]
 fn v3_and_v2_verify() {
-    assert_eq!(check(&signed(PayloadVersion::V3, |_| {})), Ok(PayloadVersion::V3));
-    assert_eq!(check(&signed(PayloadVersion::V2, |_| {})), Ok(PayloadVersion::V2));
+    assert_eq!(
+        check(&signed(PayloadVersion::V3, |_| {})),
+        Ok(PayloadVersion::V3)
+    );
+    assert_eq!(
+        check(&signed(PayloadVersion::V2, |_| {})),
+        Ok(PayloadVersion::V2)
+    );
     // standard base64 signature and padded key are accepted too
     let d = signed(PayloadVersion::V2, |d| {
         let sig = URL_SAFE_NO_PAD.decode(&d.signature).unwrap();
@@ -80,22 +89,40 @@ fn v3_and_v2_verify() {
 fn failures_in_order() {
     let other = SigningKey::from_bytes(&[9u8; 32]);
     let cases: Vec<(DeviceBlock, DeviceError)> = vec![
-        (signed(PayloadVersion::V3, |d| d.id = "00".repeat(32)), DeviceError::IdMismatch),
+        (
+            signed(PayloadVersion::V3, |d| d.id = "00".repeat(32)),
+            DeviceError::IdMismatch,
+        ),
         (
             signed(PayloadVersion::V3, |d| d.public_key = "!!notbase64".into()),
             DeviceError::IdMismatch,
         ),
-        (signed(PayloadVersion::V3, |d| d.signed_at = NOW - 120_001), DeviceError::SignatureExpired),
-        (signed(PayloadVersion::V3, |d| d.signed_at = NOW + 120_001), DeviceError::SignatureExpired),
-        (signed(PayloadVersion::V3, |d| d.nonce = " ".into()), DeviceError::NonceRequired),
-        (signed(PayloadVersion::V3, |d| d.nonce = "other".into()), DeviceError::NonceMismatch),
+        (
+            signed(PayloadVersion::V3, |d| d.signed_at = NOW - 120_001),
+            DeviceError::SignatureExpired,
+        ),
+        (
+            signed(PayloadVersion::V3, |d| d.signed_at = NOW + 120_001),
+            DeviceError::SignatureExpired,
+        ),
+        (
+            signed(PayloadVersion::V3, |d| d.nonce = " ".into()),
+            DeviceError::NonceRequired,
+        ),
+        (
+            signed(PayloadVersion::V3, |d| d.nonce = "other".into()),
+            DeviceError::NonceMismatch,
+        ),
         (
             signed(PayloadVersion::V3, |d| {
                 d.signature = URL_SAFE_NO_PAD.encode(other.sign(b"x").to_bytes())
             }),
             DeviceError::SignatureInvalid,
         ),
-        (signed(PayloadVersion::V3, |d| d.signature = "AAAA".into()), DeviceError::SignatureInvalid),
+        (
+            signed(PayloadVersion::V3, |d| d.signature = "AAAA".into()),
+            DeviceError::SignatureInvalid,
+        ),
     ];
     for (d, want) in cases {
         assert_eq!(check(&d), Err(want), "{d:?}");
@@ -103,7 +130,10 @@ fn failures_in_order() {
     // signed with different scopes than presented
     let d = signed(PayloadVersion::V3, |_| {});
     let scopes = vec!["operator.admin".to_string()];
-    assert_eq!(verify(&d, &ctx(&scopes), NONCE, NOW), Err(DeviceError::SignatureInvalid));
+    assert_eq!(
+        verify(&d, &ctx(&scopes), NONCE, NOW),
+        Err(DeviceError::SignatureInvalid)
+    );
     // a skew of exactly 120 s is still fine
     let d = signed(PayloadVersion::V3, |_| {});
     let scopes = vec!["operator.read".to_string(), "operator.write".to_string()];
@@ -121,7 +151,9 @@ fn error_details() {
 #[test]
 fn pem_key() {
     let pk = key().verifying_key().to_bytes();
-    let mut der = vec![0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+    let mut der = vec![
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
     der.extend_from_slice(&pk);
     let pem = format!(
         "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
