@@ -303,6 +303,15 @@ impl Client {
         }
     }
 
+    /// Wraps an already connected socket.
+    pub fn from_ws(ws: WebSocketStream<MaybeTlsStream<TokioTcp>>) -> Client {
+        Client {
+            ws,
+            next_id: 0,
+            last_close: None,
+        }
+    }
+
     /// Next JSON frame (skipping none).
     pub async fn recv(&mut self) -> Value {
         loop {

@@ -478,9 +478,11 @@ fn resolve_auth(
                 "trusted-proxy auth modes",
             ))
         }
-        Some(other) => return Err(ConfigError::Refused(format!(
+        Some(other) => {
+            return Err(ConfigError::Refused(format!(
             "auth mode {other:?} ({mode_src}) is not one of none, token, password, trusted-proxy"
-        ))),
+        )))
+        }
         None if token.is_some() && password.is_some() => {
             return Err(ConfigError::Refused(format!(
                 "both a token ({}) and a password ({}) are configured: set gateway.auth.mode \
