@@ -4,8 +4,16 @@
 #     built exactly as users build it (no test features);
 #  2. unit and end-to-end tests, with the `fault-injection` feature on (it only adds the
 #     test-only `debug.panic` method used by the crash-isolation test).
+# Ends with one line "N passed, M failed" over everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 cargo build --bin openclaw
-bash tests/compat/run.sh target/debug/openclaw
-cargo test --workspace --features fault-injection
+bash tests/compat/run.sh target/debug/openclaw | tee "$log"
+cargo test --workspace --features fault-injection 2>&1 | tee -a "$log"
+awk '
+  /^test result:/ { p += $4; f += $6 }
+  /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
+  END { printf "%d passed, %d failed\n", p, f; exit (f > 0) }
+' "$log"

@@ -126,13 +126,11 @@ fn status(shared: &Shared) -> Value {
 fn config_get(shared: &Shared) -> Value {
     let s = &shared.settings;
     let config = serde_json::to_value(&s.file).unwrap_or(Value::Null);
-    let raw = std::fs::read(&s.paths.config_path).unwrap_or_default();
-    let hash = crate::protocol::device::device_id(&raw);
     json!({
         "path": s.paths.config_path.display().to_string(),
         "exists": s.config_file_exists,
         "config": config,
-        "hash": hash,
+        "hash": shared.config_hash,
         "effective": {
             "port": shared.port.load(Ordering::Relaxed),
             "bind": "loopback",

@@ -160,7 +160,7 @@ fn broadcast(
 /// Presence entries: the gateway itself plus every listed authenticated client.
 pub fn entries(shared: &Shared) -> Vec<Value> {
     let mut v = vec![json!({
-        "host": hostname(),
+        "host": shared.hostname,
         "mode": "gateway",
         "reason": "self",
         "version": VERSION,
@@ -194,11 +194,4 @@ pub fn entries(shared: &Shared) -> Vec<Value> {
 /// Whether a client mode appears in presence.
 pub fn is_listed(mode: &str) -> bool {
     !matches!(mode, "cli" | "probe")
-}
-
-/// This machine's host name.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
 }

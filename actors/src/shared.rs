@@ -126,17 +126,26 @@ pub struct Shared {
     pub runtime_token_path: Option<PathBuf>,
     /// Set when shutdown begins: new connections are refused.
     pub shutting_down: AtomicBool,
+    /// SHA-256 (hex) of the config file as loaded, for `config.get`.
+    pub config_hash: String,
+    /// This machine's host name, for presence.
+    pub hostname: String,
 }
 
 // === impl Shared ===
 
 impl Shared {
-    /// Builds the shared state.
+    /// Builds the shared state (reads the config file once, for its hash).
     pub fn new(
         settings: Settings,
         audit: AuditHandle,
         runtime_token_path: Option<PathBuf>,
     ) -> Self {
+        let raw = std::fs::read(&settings.paths.config_path).unwrap_or_default();
+        let config_hash = crate::protocol::device::device_id(&raw);
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
         Self {
             port: AtomicU16::new(settings.port),
             settings,
@@ -151,6 +160,8 @@ impl Shared {
             audit,
             runtime_token_path,
             shutting_down: AtomicBool::new(false),
+            config_hash,
+            hostname,
         }
     }
 

@@ -36,7 +36,7 @@ const CLOSE_LINGER: Duration = Duration::from_secs(2);
 /// enforced below tungstenite by [`GuardedIo`]).
 pub fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_write_buffer_size(MAX_PAYLOAD_BYTES + 1024 * 1024)
         .max_message_size(Some(MAX_PAYLOAD_BYTES))
