@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::target::TargetArgs;
+
 /// Secure remote access to an OpenClaw Gateway.
 #[derive(Debug, Parser)]
 #[command(name = "openclaw", version, about, long_about = None)]
@@ -30,11 +32,151 @@ pub struct Global {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the gateway (`openclaw gateway` = `openclaw gateway run`).
+    /// Run the gateway (`openclaw gateway` = `openclaw gateway run`), or query it.
     #[command(
-        after_help = "Examples:\n  openclaw gateway\n  openclaw gateway --port 18789 --log-level debug\n  OPENCLAW_GATEWAY_TOKEN=... openclaw gateway run --auth token"
+        after_help = "Examples:\n  openclaw gateway\n  openclaw gateway --port 18789 --log-level debug\n  openclaw gateway call status --json\n  openclaw gateway list-connections"
     )]
     Gateway(GatewayArgs),
+    /// One screen about a gateway: reachability, version, uptime, clients, audit.
+    /// Exit 0 reachable, 1 unreachable, 2 auth rejected.
+    #[command(
+        after_help = "Examples:\n  openclaw status\n  openclaw status --gateway ws://localhost:18789 --token $TOKEN\n  watch -n 1 'openclaw status'"
+    )]
+    Status(StatusArgs),
+    /// Handshake time and request round trips, like ping(8).
+    #[command(
+        after_help = "Examples:\n  openclaw ping --gateway ws://localhost:18789\n  openclaw ping --gateway ws://localhost:18789 -c 3 -i 0.2"
+    )]
+    Ping(PingArgs),
+    /// The gateway's health.
+    #[command(after_help = "Examples:\n  openclaw health\n  openclaw health --json")]
+    Health(JsonTargetArgs),
+    /// The audit log: logins, connections, crashes (local file, or `audit.tail` remotely).
+    #[command(
+        after_help = "Examples:\n  openclaw logs --filter auth\n  openclaw logs --follow\n  openclaw logs --limit 50 --json"
+    )]
+    Logs(LogsArgs),
+    /// The ports a gateway uses (base, browser control, canvas, CDP range).
+    #[command(after_help = "Examples:\n  openclaw ports\n  openclaw ports --port 19001 --json")]
+    Ports(PortsArgs),
+    /// Tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Configuration.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Shell completions.
+    #[command(
+        after_help = "Examples:\n  openclaw completions bash > ~/.local/share/bash-completion/completions/openclaw"
+    )]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Target flags plus `--json`.
+#[derive(Debug, Args, Clone)]
+pub struct JsonTargetArgs {
+    /// Which gateway.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `openclaw status`.
+#[derive(Debug, Args, Clone)]
+pub struct StatusArgs {
+    /// Which gateway.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `openclaw ping`.
+#[derive(Debug, Args, Clone)]
+pub struct PingArgs {
+    /// Which gateway.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Stop after COUNT requests (default: until Ctrl-C).
+    #[arg(short = 'c', long = "count", value_name = "COUNT")]
+    pub count: Option<u64>,
+    /// Seconds between requests.
+    #[arg(
+        short = 'i',
+        long = "interval",
+        value_name = "SECONDS",
+        default_value_t = 1.0
+    )]
+    pub interval: f64,
+}
+
+/// `openclaw logs`.
+#[derive(Debug, Args, Clone)]
+pub struct LogsArgs {
+    /// Which gateway (default: the local audit log file).
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Event family: auth, conn, session, device, gateway, actor, tunnel, ratelimit, tls.
+    #[arg(long, value_name = "KIND")]
+    pub filter: Option<String>,
+    /// Keep printing new events until Ctrl-C.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// How many recent events to show first.
+    #[arg(long, default_value_t = 200)]
+    pub limit: usize,
+    /// Raw JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `openclaw ports`.
+#[derive(Debug, Args, Clone)]
+pub struct PortsArgs {
+    /// Base port (default: the active profile's gateway port).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `openclaw token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Print a new random token (letters and digits).
+    #[command(
+        after_help = "Examples:\n  openclaw token generate\n  export OPENCLAW_GATEWAY_TOKEN=$(openclaw token generate --length 64)"
+    )]
+    Generate {
+        /// Length (at least 32).
+        #[arg(long, default_value_t = 48)]
+        length: usize,
+    },
+}
+
+/// `openclaw config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Check the config as `openclaw gateway` would and print the effective settings
+    /// (secrets masked), or every error.
+    #[command(
+        after_help = "Examples:\n  openclaw config validate\n  openclaw config validate --config ./openclaw.json --json"
+    )]
+    Validate {
+        /// Config file (default: the active profile's).
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `openclaw gateway`.
@@ -54,6 +196,32 @@ pub struct GatewayArgs {
 pub enum GatewayCmd {
     /// Run the gateway in the foreground.
     Run(RunArgs),
+    /// Call any gateway method.
+    #[command(
+        after_help = "Examples:\n  openclaw gateway call health --json\n  openclaw gateway call logs.tail --params '{\"limit\": 5}'"
+    )]
+    Call(CallArgs),
+    /// List the gateway's connections.
+    #[command(visible_alias = "list-connections")]
+    Connections(JsonTargetArgs),
+    /// Same as `openclaw status`.
+    Status(StatusArgs),
+}
+
+/// `openclaw gateway call`.
+#[derive(Debug, Args, Clone)]
+pub struct CallArgs {
+    /// Method name, e.g. health, status, gateway.connections.list.
+    pub method: String,
+    /// Parameters as JSON.
+    #[arg(long, value_name = "JSON")]
+    pub params: Option<String>,
+    /// Which gateway.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Bind modes.

@@ -18,7 +18,7 @@ pub const EXIT_RUNTIME: i32 = 70;
 pub fn run(global: &Global, args: GatewayArgs) -> i32 {
     let run = match args.cmd {
         Some(GatewayCmd::Run(r)) => r,
-        None => args.run,
+        _ => args.run,
     };
     let started = Instant::now();
     let inputs = inputs(global, &run);
@@ -74,18 +74,18 @@ async fn serve(settings: config::Settings, started: Instant) -> i32 {
         }
     };
     for addr in gw.listeners() {
-        println!("listening on ws://{addr}");
+        crate::out!("listening on ws://{addr}");
     }
     match (mode, gw.runtime_token_path()) {
         (AuthMode::Token, Some(p)) => {
-            println!("auth: token (runtime token in {}, mode 0600)", p.display())
+            crate::out!("auth: token (runtime token in {}, mode 0600)", p.display())
         }
-        (AuthMode::Token, None) => println!("auth: token (from {source})"),
-        (AuthMode::Password, _) => println!("auth: password (from {source})"),
-        (AuthMode::None, _) => println!("auth: none (loopback only)"),
+        (AuthMode::Token, None) => crate::out!("auth: token (from {source})"),
+        (AuthMode::Password, _) => crate::out!("auth: password (from {source})"),
+        (AuthMode::None, _) => crate::out!("auth: none (loopback only)"),
     }
-    println!("audit log: {}", audit_file.display());
-    println!("gateway log: {}", log_file.display());
+    crate::out!("audit log: {}", audit_file.display());
+    crate::out!("gateway log: {}", log_file.display());
     tracing::info!(
         startup_ms = started.elapsed().as_millis() as u64,
         "gateway ready"

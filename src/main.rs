@@ -3,16 +3,57 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod client;
+mod commands;
 mod gateway_cmd;
 mod logging;
 mod signals;
+mod target;
 
 use clap::Parser;
 
+/// `println!` that ignores a closed stdout (`openclaw logs | head` must not panic).
+#[macro_export]
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+use cli::{Command, ConfigCmd, GatewayCmd, TokenCmd};
+use commands::{admin, logs, ping, query};
+
 fn main() {
     let args = cli::Cli::parse();
+    let g = &args.global;
     let code = match args.command {
-        cli::Command::Gateway(g) => gateway_cmd::run(&args.global, g),
+        Command::Gateway(gw) => match gw.cmd {
+            None | Some(GatewayCmd::Run(_)) => gateway_cmd::run(g, gw),
+            Some(GatewayCmd::Call(c)) => {
+                query::call(g, &c.target, &c.method, c.params.as_deref(), c.json)
+            }
+            Some(GatewayCmd::Connections(c)) => query::connections(g, &c.target, c.json),
+            Some(GatewayCmd::Status(s)) => query::status(g, &s.target, s.json),
+        },
+        Command::Status(s) => query::status(g, &s.target, s.json),
+        Command::Ping(p) => ping::ping(g, &p.target, p.count, p.interval),
+        Command::Health(h) => query::health(g, &h.target, h.json),
+        Command::Logs(l) => {
+            let o = logs::LogsOpts {
+                filter: l.filter,
+                follow: l.follow,
+                limit: l.limit,
+                json: l.json,
+            };
+            logs::logs(g, &l.target, o)
+        }
+        Command::Ports(p) => admin::ports(g, p.port, p.json),
+        Command::Token(TokenCmd::Generate { length }) => admin::token_generate(length),
+        Command::Config(ConfigCmd::Validate { config, json }) => {
+            admin::config_validate(g, config, json)
+        }
+        Command::Completions { shell } => admin::completions(shell),
     };
     std::process::exit(code);
 }

@@ -1,0 +1,248 @@
+//! `status`, `health`, `gateway call`, `gateway connections`.
+
+use serde_json::{json, Value};
+
+use super::{block_on, connect, fail, human_duration, print_json, target};
+use crate::cli::Global;
+use crate::target::TargetArgs;
+
+/// `openclaw status`.
+pub fn status(global: &Global, args: &TargetArgs, as_json: bool) -> i32 {
+    let t = match target("status", args, global) {
+        Ok(t) => t,
+        Err(c) => return c,
+    };
+    block_on(async move {
+        let mut c = match connect(&t, args, &["operator.read"]).await {
+            Ok(c) => c,
+            Err(e) => {
+                if as_json {
+                    print_json(
+                        &json!({"url": t.url, "source": t.source, "reachable": false, "error": e.message()}),
+                    );
+                }
+                return fail("status", &e);
+            }
+        };
+        let st = match c.call("status", json!({})).await {
+            Ok(v) => v,
+            Err(e) => return fail("status", &e),
+        };
+        let hs = c.handshake.as_secs_f64() * 1000.0;
+        c.close().await;
+        if as_json {
+            print_json(
+                &json!({"url": t.url, "source": t.source, "reachable": true, "handshakeMs": hs, "status": st}),
+            );
+        } else {
+            print_status(&t.url, &t.source, hs, &st, &t.creds_source);
+        }
+        0
+    })
+}
+
+fn print_status(url: &str, source: &str, hs_ms: f64, st: &Value, creds: &str) {
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    let list = |v: &Value| {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    let port = n(&st["port"]);
+    crate::out!("Gateway    {url} ({source}) · reachable · handshake {hs_ms:.2} ms");
+    crate::out!(
+        "Version    {} · uptime {} · pid {}",
+        st["version"].as_str().unwrap_or("?"),
+        human_duration(n(&st["uptimeMs"])),
+        n(&st["pid"])
+    );
+    crate::out!("Listeners  {}", list(&st["listeners"]));
+    crate::out!(
+        "Auth       {} (this client: credentials from {creds})",
+        st["authMode"].as_str().unwrap_or("?")
+    );
+    crate::out!(
+        "Clients    {} connected · {} since start · logins ok {} / failed {} · sessions crashed {}",
+        n(&st["connections"]["active"]),
+        n(&st["connections"]["total"]),
+        n(&st["auth"]["ok"]),
+        n(&st["auth"]["failed"]),
+        n(&st["sessionsCrashed"])
+    );
+    crate::out!(
+        "Audit      {} events written · {}",
+        n(&st["audit"]["written"]),
+        st["audit"]["file"].as_str().unwrap_or("")
+    );
+    let tunnels = st["tunnels"].as_array().map(|a| a.len()).unwrap_or(0);
+    if tunnels > 0 {
+        crate::out!("Tunnels    {tunnels}");
+    }
+    if port > 0 {
+        let p = super::admin::derived_ports(port as u16);
+        crate::out!(
+            "Ports      base {} · browser control {} · canvas {} · CDP {}–{}",
+            p.base,
+            p.browser_control,
+            p.canvas,
+            p.cdp_first,
+            p.cdp_last
+        );
+    }
+}
+
+/// `openclaw health`.
+pub fn health(global: &Global, args: &TargetArgs, as_json: bool) -> i32 {
+    let t = match target("health", args, global) {
+        Ok(t) => t,
+        Err(c) => return c,
+    };
+    block_on(async move {
+        let started = std::time::Instant::now();
+        let mut c = match connect(&t, args, &["operator.read"]).await {
+            Ok(c) => c,
+            Err(e) => return fail("health", &e),
+        };
+        let res = c.call("health", json!({})).await;
+        c.close().await;
+        match res {
+            Ok(v) if as_json => {
+                print_json(&v);
+                0
+            }
+            Ok(v) => {
+                let g = &v["gateway"];
+                crate::out!(
+                    "Gateway {}: {} ({:.1} ms) · version {} · uptime {} · {} connection(s)",
+                    t.url,
+                    if v["ok"] == true { "ok" } else { "NOT OK" },
+                    started.elapsed().as_secs_f64() * 1000.0,
+                    g["version"].as_str().unwrap_or("?"),
+                    human_duration(g["uptimeMs"].as_u64().unwrap_or(0)),
+                    g["connections"].as_u64().unwrap_or(0)
+                );
+                if v["ok"] == true {
+                    0
+                } else {
+                    1
+                }
+            }
+            Err(e) => fail("health", &e),
+        }
+    })
+}
+
+/// `openclaw gateway call METHOD [--params JSON]`.
+pub fn call(
+    global: &Global,
+    args: &TargetArgs,
+    method: &str,
+    params: Option<&str>,
+    as_json: bool,
+) -> i32 {
+    let params: Value = match params {
+        None => json!({}),
+        Some(p) => match serde_json::from_str(p) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("openclaw gateway call: --params is not valid JSON: {e} (example: --params '{{\"limit\": 5}}')");
+                return 2;
+            }
+        },
+    };
+    let t = match target("gateway call", args, global) {
+        Ok(t) => t,
+        Err(c) => return c,
+    };
+    block_on(async move {
+        let mut c = match connect(&t, args, &["operator.admin"]).await {
+            Ok(c) => c,
+            Err(e) => return fail("gateway call", &e),
+        };
+        let res = c.call(method, params).await;
+        c.close().await;
+        match res {
+            Ok(v) if as_json => {
+                print_json(&v);
+                0
+            }
+            Ok(v) => {
+                crate::out!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                0
+            }
+            Err(e) => fail("gateway call", &e),
+        }
+    })
+}
+
+/// `openclaw gateway connections` (alias `list-connections`).
+pub fn connections(global: &Global, args: &TargetArgs, as_json: bool) -> i32 {
+    let t = match target("gateway connections", args, global) {
+        Ok(t) => t,
+        Err(c) => return c,
+    };
+    block_on(async move {
+        let mut c = match connect(&t, args, &["operator.admin"]).await {
+            Ok(c) => c,
+            Err(e) => return fail("gateway connections", &e),
+        };
+        let own = c.hello["server"]["connId"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let res = c.call("gateway.connections.list", json!({})).await;
+        c.close().await;
+        let v = match res {
+            Ok(v) => v,
+            Err(e) => return fail("gateway connections", &e),
+        };
+        if as_json {
+            print_json(&v);
+            return 0;
+        }
+        print_table(&v, &own);
+        0
+    })
+}
+
+fn print_table(v: &Value, own: &str) {
+    let now = openclaw_actors::shared::now_ms();
+    crate::out!(
+        "{:<10} {:<24} {:<22} {:<9} {:<8} {:>8} {:>15}",
+        "CONN",
+        "PEER",
+        "CLIENT",
+        "ROLE",
+        "AUTH",
+        "SINCE",
+        "FRAMES IN/OUT"
+    );
+    for r in v["connections"].as_array().into_iter().flatten() {
+        let id = r["connId"].as_str().unwrap_or("");
+        let mark = if id == own { "*" } else { "" };
+        let client = match r["client"]["id"].as_str() {
+            Some(cid) => format!("{cid}/{}", r["client"]["mode"].as_str().unwrap_or("?")),
+            None => "(handshaking)".into(),
+        };
+        let since = human_duration(
+            now.saturating_sub(r["connectedAt"].as_i64().unwrap_or(now))
+                .max(0) as u64,
+        );
+        crate::out!(
+            "{:<10} {:<24} {:<22} {:<9} {:<8} {:>8} {:>15}",
+            format!("{}{mark}", &id[..id.len().min(8)]),
+            r["peer"].as_str().unwrap_or(""),
+            client,
+            r["role"].as_str().unwrap_or("-"),
+            r["authMethod"].as_str().unwrap_or("-"),
+            since,
+            format!("{}/{}", r["framesIn"], r["framesOut"])
+        );
+    }
+    crate::out!("{} connection(s); * = this command", v["count"]);
+}
