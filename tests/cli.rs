@@ -341,3 +341,119 @@ fn token_generate_completions_and_help() {
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent/openclaw.json"), "{err}");
 }
+
+#[test]
+fn remote_mode_config_supplies_url_and_token() {
+    let gw = Gw::start(Opts::default());
+    let home = common::temp_dir("cli-remote");
+    std::fs::create_dir_all(home.join(".openclaw")).unwrap();
+    let cfg = format!(
+        r#"{{ gateway: {{ mode: "remote", remote: {{ url: "{}", token: "{TOKEN}" }} }} }}"#,
+        gw.url()
+    );
+    std::fs::write(home.join(".openclaw/openclaw.json"), cfg).unwrap();
+    let (code, out, err) = cli(&home, &[], &["status", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v = json(&out);
+    assert_eq!(v["source"], "config gateway.remote.url");
+    assert_eq!(v["status"]["pid"], gw.child.id());
+    // remote mode without a url says what to set
+    std::fs::write(
+        home.join(".openclaw/openclaw.json"),
+        r#"{ gateway: { mode: "remote" } }"#,
+    )
+    .unwrap();
+    let (code, _, err) = cli(&home, &[], &["status"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("gateway.remote.url"), "{err}");
+}
+
+/// Spawns `openclaw ARGS` in the background with stdout piped.
+fn spawn_cli(home: &Path, env: &[(&str, &str)], args: &[&str]) -> std::process::Child {
+    let mut cmd = Command::new(bin());
+    cmd.env_clear()
+        .env("HOME", home)
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn interrupt_and_collect(mut child: std::process::Child) -> (i32, String) {
+    let pid = child.id() as libc::pid_t;
+    assert_eq!(unsafe_kill(pid, libc::SIGINT), 0);
+    let deadline = Instant::now() + patience();
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+    )
+}
+
+#[allow(unsafe_code)]
+fn unsafe_kill(pid: libc::pid_t, sig: i32) -> i32 {
+    // SAFETY: signals a child process this test spawned and still owns.
+    unsafe { libc::kill(pid, sig) }
+}
+
+#[test]
+fn ping_prints_its_summary_on_ctrl_c() {
+    let gw = Gw::start(Opts::default());
+    let home = common::temp_dir("cli-ping");
+    let child = spawn_cli(
+        &home,
+        &[("OPENCLAW_GATEWAY_TOKEN", TOKEN)],
+        &["ping", "--gateway", &gw.url(), "-i", "0.05"],
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    let (code, out) = interrupt_and_collect(child);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("seq=1 time=") && out.contains("ping statistics") && out.contains("0% loss"),
+        "{out}"
+    );
+}
+
+#[test]
+fn logs_follow_prints_new_events_until_ctrl_c() {
+    let gw = Gw::start(Opts::default());
+    let port = gw.port.to_string();
+    let env = [
+        ("OPENCLAW_GATEWAY_TOKEN", TOKEN),
+        ("OPENCLAW_GATEWAY_PORT", port.as_str()),
+    ];
+    let child = spawn_cli(
+        &gw.home,
+        &env,
+        &["logs", "--follow", "--filter", "auth", "--limit", "1"],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, _, _) = cli(
+        &gw.home,
+        &[],
+        &[
+            "status",
+            "--gateway",
+            &gw.url(),
+            "--token",
+            "LateWrongToken",
+        ],
+    );
+    assert_eq!(code, 2);
+    std::thread::sleep(Duration::from_millis(1200));
+    let (code, out) = interrupt_and_collect(child);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("auth.fail") && out.contains("token_mismatch"),
+        "followed the new failure: {out}"
+    );
+}
