@@ -3,41 +3,15 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{bin, patience, Gw, Opts, TOKEN};
+use common::{client_command, patience, Gw, Opts, TOKEN};
 use serde_json::Value;
 
 /// Runs `openclaw ARGS` with `HOME=home` and `env`; returns (exit, stdout, stderr).
 fn cli(home: &Path, env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
-    let mut cmd = Command::new(bin());
-    cmd.env_clear()
-        .env("HOME", home)
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + patience();
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+    common::run_bounded(client_command(home, env, args))
 }
 
 fn json(s: &str) -> Value {
@@ -370,14 +344,7 @@ fn remote_mode_config_supplies_url_and_token() {
 
 /// Spawns `openclaw ARGS` in the background with stdout piped.
 fn spawn_cli(home: &Path, env: &[(&str, &str)], args: &[&str]) -> std::process::Child {
-    let mut cmd = Command::new(bin());
-    cmd.env_clear()
-        .env("HOME", home)
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.args(args)
+    client_command(home, env, args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -385,8 +352,7 @@ fn spawn_cli(home: &Path, env: &[(&str, &str)], args: &[&str]) -> std::process::
 }
 
 fn interrupt_and_collect(mut child: std::process::Child) -> (i32, String) {
-    let pid = child.id() as libc::pid_t;
-    assert_eq!(unsafe_kill(pid, libc::SIGINT), 0);
+    assert_eq!(common::kill(child.id(), libc::SIGINT), 0);
     let deadline = Instant::now() + patience();
     while child.try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "did not stop on SIGINT");
@@ -397,12 +363,6 @@ fn interrupt_and_collect(mut child: std::process::Child) -> (i32, String) {
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into(),
     )
-}
-
-#[allow(unsafe_code)]
-fn unsafe_kill(pid: libc::pid_t, sig: i32) -> i32 {
-    // SAFETY: signals a child process this test spawned and still owns.
-    unsafe { libc::kill(pid, sig) }
 }
 
 #[test]

@@ -68,20 +68,23 @@ pub fn bin() -> &'static str {
 /// Runs the binary to completion (for start-up refusals), with a temp HOME.
 pub fn run_to_exit(opts: Opts) -> (i32, String, String) {
     let home = temp_dir("exit");
-    let mut cmd = command(&home, &opts);
+    run_bounded(command(&home, &opts))
+}
+
+/// Runs `cmd` with piped output; a process still running after the patience is killed.
+pub fn run_bounded(mut cmd: Command) -> (i32, String, String) {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Bounded: a gateway that starts instead of refusing is killed after the patience.
     let deadline = Instant::now() + patience();
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
             break;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
     }
     let out = child.wait_with_output().unwrap();
     (
@@ -89,6 +92,19 @@ pub fn run_to_exit(opts: Opts) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// `openclaw ARGS` with only `HOME`, `PATH` and `env` set.
+pub fn client_command(home: &Path, env: &[(&str, &str)], args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.env_clear()
+        .env("HOME", home)
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.args(args);
+    cmd
 }
 
 fn command(home: &Path, opts: &Opts) -> Command {
@@ -216,9 +232,7 @@ impl Gw {
 
     /// Sends a signal to the gateway.
     pub fn signal(&self, sig: i32) {
-        // SAFETY-free: libc::kill on a pid we started.
-        let pid = self.child.id() as libc::pid_t;
-        assert_eq!(unsafe_kill(pid, sig), 0);
+        assert_eq!(kill(self.child.id(), sig), 0);
     }
 
     /// Waits for exit and returns the code.
@@ -239,9 +253,11 @@ impl Gw {
     }
 }
 
+/// Sends `sig` to a process this test started.
 #[allow(unsafe_code)]
-fn unsafe_kill(pid: libc::pid_t, sig: i32) -> i32 {
-    unsafe { libc::kill(pid, sig) }
+pub fn kill(pid: u32, sig: i32) -> i32 {
+    // SAFETY: plain kill(2) on a child pid the test spawned and still owns.
+    unsafe { libc::kill(pid as libc::pid_t, sig) }
 }
 
 impl Drop for Gw {
