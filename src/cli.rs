@@ -59,6 +59,9 @@ pub enum Command {
     /// The ports a gateway uses (base, browser control, canvas, CDP range).
     #[command(after_help = "Examples:\n  openclaw ports\n  openclaw ports --port 19001 --json")]
     Ports(PortsArgs),
+    /// SSH tunnels kept up autossh-style (config `tunnels: [...]`).
+    #[command(subcommand)]
+    Tunnel(TunnelCmd),
     /// Tokens.
     #[command(subcommand)]
     Token(TokenCmd),
@@ -145,6 +148,37 @@ pub struct PortsArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `openclaw tunnel …`.
+#[derive(Debug, Subcommand)]
+pub enum TunnelCmd {
+    /// Run the configured tunnels in the foreground (no gateway); Ctrl-C stops them.
+    #[command(
+        after_help = "Examples:\n  openclaw tunnel run\n  openclaw tunnel run host1 host2 --config ./tunnels.json5"
+    )]
+    Run {
+        /// Only these tunnels (default: all).
+        names: Vec<String>,
+        /// Config file.
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// Log level.
+        #[arg(long, value_enum)]
+        log_level: Option<LogLevel>,
+    },
+    /// State of each tunnel: state, pid, uptime, restarts, last exit, ssh stderr, next retry.
+    #[command(after_help = "Examples:\n  openclaw tunnel status\n  openclaw tunnel status --json")]
+    Status(JsonTargetArgs),
+    /// Restart one tunnel now (through the gateway that runs it).
+    #[command(after_help = "Examples:\n  openclaw tunnel restart host1")]
+    Restart {
+        /// Tunnel name.
+        name: String,
+        /// Which gateway.
+        #[command(flatten)]
+        target: TargetArgs,
+    },
 }
 
 /// `openclaw token …`.

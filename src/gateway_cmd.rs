@@ -6,7 +6,7 @@ use openclaw_actors::config::{self, AuthMode, Inputs};
 use openclaw_actors::gateway;
 use openclaw_actors::secret::Secret;
 
-use crate::cli::{GatewayArgs, GatewayCmd, Global, RunArgs};
+use crate::cli::{GatewayArgs, GatewayCmd, Global, LogLevel, RunArgs};
 use crate::{logging, signals};
 
 /// Exit code for bad configuration or refused start-up.
@@ -45,6 +45,71 @@ pub fn run(global: &Global, args: GatewayArgs) -> i32 {
         }
     };
     rt.block_on(serve(settings, started))
+}
+
+/// `openclaw tunnel run [NAME...]`: the tunnel supervisor in the foreground, no listeners.
+pub fn run_tunnels(
+    global: &Global,
+    names: Vec<String>,
+    config: Option<std::path::PathBuf>,
+    level: Option<LogLevel>,
+) -> i32 {
+    let run = RunArgs {
+        config,
+        log_level: level,
+        ..Default::default()
+    };
+    let env = |k: &str| std::env::var(k).ok();
+    let mut settings = match config::resolve(&inputs(global, &run), &env) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("openclaw tunnel run: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    if let Some(unknown) = names
+        .iter()
+        .find(|n| !settings.tunnels.iter().any(|t| &t.name == *n))
+    {
+        let known: Vec<&str> = settings.tunnels.iter().map(|t| t.name.as_str()).collect();
+        eprintln!(
+            "openclaw tunnel run: no tunnel named {unknown:?} in {} (configured: {known:?})",
+            settings.paths.config_path.display()
+        );
+        return EXIT_CONFIG;
+    }
+    if !names.is_empty() {
+        settings.tunnels.retain(|t| names.contains(&t.name));
+    }
+    if settings.tunnels.is_empty() {
+        eprintln!(
+            "openclaw tunnel run: no tunnels configured in {} (add a `tunnels: [...]` section)",
+            settings.paths.config_path.display()
+        );
+        return EXIT_CONFIG;
+    }
+    settings.listen.clear();
+    for t in &settings.tunnels {
+        crate::out!(
+            "tunnel {}: {}",
+            t.name,
+            openclaw_actors::tunnel::ssh::argv(t).join(" ")
+        );
+    }
+    if let Err(e) = logging::init(&settings.log_level, &settings.log_file) {
+        eprintln!("openclaw tunnel run: {e}");
+        return EXIT_CONFIG;
+    }
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(serve(settings, Instant::now())),
+        Err(e) => {
+            eprintln!("openclaw tunnel run: cannot start the runtime: {e}");
+            EXIT_RUNTIME
+        }
+    }
 }
 
 fn inputs(global: &Global, run: &RunArgs) -> Inputs {

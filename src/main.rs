@@ -21,8 +21,8 @@ macro_rules! out {
     }};
 }
 
-use cli::{Command, ConfigCmd, GatewayCmd, TokenCmd};
-use commands::{admin, logs, ping, query};
+use cli::{Command, ConfigCmd, GatewayCmd, TokenCmd, TunnelCmd};
+use commands::{admin, logs, ping, query, tunnel};
 
 fn main() {
     let args = cli::Cli::parse();
@@ -49,6 +49,13 @@ fn main() {
             logs::logs(g, &l.target, o)
         }
         Command::Ports(p) => admin::ports(g, p.port, p.json),
+        Command::Tunnel(TunnelCmd::Run {
+            names,
+            config,
+            log_level,
+        }) => gateway_cmd::run_tunnels(g, names, config, log_level),
+        Command::Tunnel(TunnelCmd::Status(s)) => tunnel::status(g, &s.target, s.json),
+        Command::Tunnel(TunnelCmd::Restart { name, target }) => tunnel::restart(g, &target, &name),
         Command::Token(TokenCmd::Generate { length }) => admin::token_generate(length),
         Command::Config(ConfigCmd::Validate { config, json }) => {
             admin::config_validate(g, config, json)

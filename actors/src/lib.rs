@@ -10,6 +10,8 @@
 //! - [`session`]: the per-connection actor (handshake, requests, events) and its I/O task.
 //! - [`auth`]: the Auth actor (secret, device proof, pairing store) and its pure rules.
 //! - [`presence`]: the Presence actor (tick, presence, shutdown broadcasts).
+//! - [`tunnel_supervisor`]: the TunnelSupervisor actor (one Tunnel child per tunnel).
+//! - [`tunnel`]: the Tunnel actor, its pure ssh state machine, the ssh process owner, probes.
 //! - [`audit`]: the AuditLogger actor and its lossless, group-committed writer thread.
 //! - [`methods`]: request handlers and their scope checks.
 //! - [`logtail`]: `logs.tail` / `audit.tail` cursor semantics.
@@ -39,3 +41,5 @@ pub mod session_manager;
 pub mod shared;
 pub mod state;
 pub mod supervisor;
+pub mod tunnel;
+pub mod tunnel_supervisor;

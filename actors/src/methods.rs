@@ -18,6 +18,8 @@ pub enum Dispatch {
     Done(Result<Value, ErrorShape>),
     /// Needs disk I/O: run this off the actor.
     Blocking(Box<dyn FnOnce() -> Result<Value, ErrorShape> + Send>),
+    /// Needs another actor: await this off the actor.
+    Async(std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, ErrorShape>> + Send>>),
 }
 
 /// Checks the scope and runs the method.
@@ -43,6 +45,10 @@ pub fn dispatch(
         "gateway.connections.list" => connections(shared),
         "logs.tail" => return tail_job("logs.tail", shared.settings.log_file.clone(), params),
         "audit.tail" => return tail_job("audit.tail", shared.audit.path.to_path_buf(), params),
+        "gateway.tunnels.status" => json!({"tunnels": shared.tunnel_rows()}),
+        "gateway.tunnels.restart" => return tunnel_restart(params),
+        #[cfg(feature = "fault-injection")]
+        "debug.tunnel.panic" => return tunnel_panic(params),
         #[cfg(feature = "fault-injection")]
         "debug.panic" => panic!("fault injection: debug.panic requested by the client"),
         other => return Dispatch::Done(Err(ErrorShape::unknown_method(other))),
@@ -57,6 +63,63 @@ fn tail_job(method: &'static str, path: std::path::PathBuf, params: Option<&Valu
     Dispatch::Blocking(Box::new(move || {
         tail(&path, p).map_err(|e| ErrorShape::unavailable(format!("log read failed: {e}")))
     }))
+}
+
+fn tunnel_name(params: Option<&Value>) -> Result<String, ErrorShape> {
+    params
+        .and_then(|p| p.get("name"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            ErrorShape::invalid_params("gateway.tunnels.restart", "name (string) is required")
+        })
+}
+
+fn tunnel_restart(params: Option<&Value>) -> Dispatch {
+    let name = match tunnel_name(params) {
+        Ok(n) => n,
+        Err(e) => return Dispatch::Done(Err(e)),
+    };
+    Dispatch::Async(Box::pin(async move {
+        let cell = ractor::registry::where_is(crate::tunnel_supervisor::NAME)
+            .ok_or_else(|| ErrorShape::unavailable("tunnel supervisor unavailable"))?;
+        let sup: ractor::ActorRef<crate::tunnel_supervisor::TunnelSupMsg> = cell.into();
+        let n = name.clone();
+        let found = sup
+            .call(
+                |reply_to| crate::tunnel_supervisor::TunnelSupMsg::Restart { name: n, reply_to },
+                Some(std::time::Duration::from_secs(5)),
+            )
+            .await;
+        match found {
+            Ok(ractor::rpc::CallResult::Success(true)) => Ok(json!({"restarting": name})),
+            Ok(ractor::rpc::CallResult::Success(false)) => Err(ErrorShape::invalid_params(
+                "gateway.tunnels.restart",
+                &format!("no tunnel named {name:?} (see gateway.tunnels.status)"),
+            )),
+            _ => Err(ErrorShape::unavailable("tunnel supervisor did not answer")),
+        }
+    }))
+}
+
+#[cfg(feature = "fault-injection")]
+fn tunnel_panic(params: Option<&Value>) -> Dispatch {
+    let name = match tunnel_name(params) {
+        Ok(n) => n,
+        Err(e) => return Dispatch::Done(Err(e)),
+    };
+    let ok = ractor::registry::where_is(crate::tunnel::actor_name(&name))
+        .map(|c| {
+            ractor::ActorRef::<crate::tunnel::TunnelMsg>::from(c)
+                .cast(crate::tunnel::TunnelMsg::Panic)
+                .is_ok()
+        })
+        .unwrap_or(false);
+    Dispatch::Done(if ok {
+        Ok(json!({"panicked": name}))
+    } else {
+        Err(ErrorShape::unavailable("no such tunnel"))
+    })
 }
 
 /// The `health` snapshot embedded in `hello-ok` and returned by `health`.
@@ -119,7 +182,7 @@ fn status(shared: &Shared) -> Value {
         "heartbeat": {"defaultAgentId": "main", "agents": []},
         "channelSummary": [],
         "sessions": {"paths": [], "count": 0, "defaults": {}, "recent": [], "byAgent": []},
-        "tunnels": [],
+        "tunnels": shared.tunnel_rows(),
     })
 }
 

@@ -19,6 +19,7 @@ use crate::presence::{self, PresenceActor};
 use crate::session_manager::{self, SessionManagerActor, SessionManagerMsg};
 use crate::shared::Shared;
 use crate::supervisor::{Backoff, ChildSpec, Decision, Intensity, Restart, Supervisor};
+use crate::tunnel_supervisor::{self, TunnelSupervisorActor};
 
 /// Registered name of the root.
 pub const NAME: &str = "openclaw.root";
@@ -96,6 +97,7 @@ fn specs(listeners: usize) -> Vec<ChildSpec> {
         spec(auth::NAME, 5),
         spec(presence::NAME, 5),
         spec(session_manager::NAME, 5),
+        spec(tunnel_supervisor::NAME, 10),
     ];
     for i in 0..listeners {
         v.push(spec(&listener_name(i), 5));
@@ -131,6 +133,10 @@ async fn spawn_child(
             .0
             .get_cell(),
         session_manager::NAME => Actor::spawn_linked(n, SessionManagerActor, shared, sup)
+            .await?
+            .0
+            .get_cell(),
+        tunnel_supervisor::NAME => Actor::spawn_linked(n, TunnelSupervisorActor, shared, sup)
             .await?
             .0
             .get_cell(),

@@ -130,6 +130,8 @@ pub struct Shared {
     pub config_hash: String,
     /// This machine's host name, for presence.
     pub hostname: String,
+    /// Tunnel status rows by name, published by the Tunnel actors.
+    pub tunnels: Mutex<std::collections::BTreeMap<String, Value>>,
 }
 
 // === impl Shared ===
@@ -162,6 +164,7 @@ impl Shared {
             shutting_down: AtomicBool::new(false),
             config_hash,
             hostname,
+            tunnels: Mutex::new(Default::default()),
         }
     }
 
@@ -221,6 +224,11 @@ impl Shared {
             crate::config::AuthMode::Token => "token",
             crate::config::AuthMode::Password => "password",
         }
+    }
+
+    /// Tunnel status rows.
+    pub fn tunnel_rows(&self) -> Vec<Value> {
+        lock(&self.tunnels).values().cloned().collect()
     }
 
     /// `stateVersion` object.

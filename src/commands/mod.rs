@@ -5,6 +5,7 @@ pub mod admin;
 pub mod logs;
 pub mod ping;
 pub mod query;
+pub mod tunnel;
 
 use std::time::Duration;
 

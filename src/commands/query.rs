@@ -79,9 +79,18 @@ fn print_status(url: &str, source: &str, hs_ms: f64, st: &Value, creds: &str) {
         n(&st["audit"]["written"]),
         st["audit"]["file"].as_str().unwrap_or("")
     );
-    let tunnels = st["tunnels"].as_array().map(|a| a.len()).unwrap_or(0);
-    if tunnels > 0 {
-        crate::out!("Tunnels    {tunnels}");
+    for t in st["tunnels"].as_array().into_iter().flatten() {
+        crate::out!(
+            "Tunnel     {} {} · pid {} · restarts {} · {}",
+            t["name"].as_str().unwrap_or("?"),
+            t["state"].as_str().unwrap_or("?"),
+            t["pid"]
+                .as_u64()
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "-".into()),
+            t["restarts"],
+            t["forward"].as_str().unwrap_or("")
+        );
     }
     if port > 0 {
         let p = super::admin::derived_ports(port as u16);

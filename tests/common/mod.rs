@@ -445,3 +445,4 @@ pub fn connect_params(token: &str, id: &str, mode: &str, scopes: &[&str]) -> Val
         "role": "operator", "scopes": scopes, "auth": {"token": token},
     })
 }
+pub mod sshd;

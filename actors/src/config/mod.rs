@@ -4,6 +4,7 @@
 pub mod load;
 pub mod resolve;
 pub mod schema;
+pub mod tunnels;
 
 pub use load::ConfigError;
 pub use resolve::{

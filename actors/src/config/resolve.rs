@@ -113,6 +113,8 @@ pub struct Settings {
     pub log_file: PathBuf,
     /// Audit log file.
     pub audit_file: PathBuf,
+    /// Validated tunnels.
+    pub tunnels: Vec<super::tunnels::TunnelSpec>,
 }
 
 // === impl Source ===
@@ -264,6 +266,7 @@ pub fn resolve(
         .map(PathBuf::from)
         .unwrap_or_else(|| paths.state_dir.join("logs").join("gateway.log"));
     let audit_file = paths.state_dir.join("logs").join("audit.jsonl");
+    let tunnels = super::tunnels::validate(file.tunnels.as_deref().unwrap_or(&[]), &cfg_path)?;
     let listen = vec![
         SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
         SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
@@ -282,6 +285,7 @@ pub fn resolve(
         log_level,
         log_file,
         audit_file,
+        tunnels,
     })
 }
 
@@ -419,9 +423,6 @@ fn refuse_unbuilt(file: &FileConfig, cfg: &Path) -> Result<(), ConfigError> {
                 "tailnet binds",
             ));
         }
-    }
-    if file.tunnels.as_ref().is_some_and(|v| !v.is_empty()) {
-        return Err(refused_unbuilt(cfg, "tunnels", "SSH tunnels"));
     }
     Ok(())
 }

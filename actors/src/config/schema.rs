@@ -19,7 +19,7 @@ pub struct FileConfig {
     pub browser: Option<BrowserConfig>,
     /// SSH tunnels kept up by the gateway or `openclaw tunnel run`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tunnels: Option<Vec<Value>>,
+    pub tunnels: Option<Vec<super::tunnels::TunnelConfig>>,
     /// Diagnostic logging.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logging: Option<LoggingConfig>,

@@ -22,11 +22,17 @@ pub fn satisfies(granted: &[String], required: &str) -> bool {
 /// The scope a known method needs; `None` for an unknown method.
 pub fn required_scope(method: &str) -> Option<&'static str> {
     Some(match method {
-        "health" | "status" | "system-presence" | "last-heartbeat" | "logs.tail" | "config.get"
-        | "audit.tail" => READ,
-        "gateway.connections.list" => ADMIN,
+        "health"
+        | "status"
+        | "system-presence"
+        | "last-heartbeat"
+        | "logs.tail"
+        | "config.get"
+        | "audit.tail"
+        | "gateway.tunnels.status" => READ,
+        "gateway.connections.list" | "gateway.tunnels.restart" => ADMIN,
         #[cfg(feature = "fault-injection")]
-        "debug.panic" => READ,
+        "debug.panic" | "debug.tunnel.panic" => READ,
         _ => return None,
     })
 }
@@ -42,9 +48,11 @@ pub fn known_methods() -> Vec<&'static str> {
         "config.get",
         "audit.tail",
         "gateway.connections.list",
+        "gateway.tunnels.status",
+        "gateway.tunnels.restart",
     ];
     if cfg!(feature = "fault-injection") {
-        v.push("debug.panic");
+        v.extend(["debug.panic", "debug.tunnel.panic"]);
     }
     v
 }

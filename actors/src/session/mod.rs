@@ -269,6 +269,17 @@ fn on_request(me: &SessionRef, st: &mut SessionState, text: String) {
     match methods::dispatch(&st.shared, identity, &st.stats, &req) {
         Dispatch::Done(Ok(payload)) => st.send(me, frame::response_ok(&req.id, payload)),
         Dispatch::Done(Err(e)) => st.send(me, frame::response_err(&req.id, &e)),
+        Dispatch::Async(fut) => {
+            let out = st.out.clone();
+            let id = req.id.clone();
+            tokio::spawn(async move {
+                let text = match fut.await {
+                    Ok(v) => frame::response_ok(&id, v),
+                    Err(e) => frame::response_err(&id, &e),
+                };
+                out.text(text, MAX_BUFFERED_BYTES);
+            });
+        }
         Dispatch::Blocking(job) => {
             // Disk reads run off the actor; the answer goes straight to the socket, so
             // responses may arrive out of order, as the protocol allows.

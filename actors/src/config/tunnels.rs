@@ -1,0 +1,516 @@
+//! `tunnels: [...]`: SSH tunnels kept up by the gateway or `openclaw tunnel run`.
+//! Parsed with the rest of the file (unknown keys rejected), then validated here so every
+//! error names `tunnels[i].key`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::load::ConfigError;
+
+/// One tunnel as written in the file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TunnelConfig {
+    /// Unique name (letters, digits, `-`, `_`).
+    pub name: String,
+    /// `local` (`ssh -L`: reach a remote gateway) or `remote` (`ssh -R`: publish this one).
+    #[serde(default)]
+    pub direction: Option<String>,
+    /// `user@host[:port]` or an `~/.ssh/config` alias.
+    pub ssh_target: String,
+    /// Port on this machine.
+    pub local_port: u16,
+    /// Host on the far side (default 127.0.0.1).
+    #[serde(default)]
+    pub remote_host: Option<String>,
+    /// Port on the far side.
+    pub remote_port: u16,
+    /// `ssh -i`.
+    #[serde(default)]
+    pub identity_file: Option<String>,
+    /// Pinned known_hosts file (`UserKnownHostsFile`).
+    #[serde(default)]
+    pub known_hosts_file: Option<String>,
+    /// Extra `-o Key=Value` options (override the defaults).
+    #[serde(default)]
+    pub ssh_options: Option<BTreeMap<String, String>>,
+    /// Active health check.
+    #[serde(default)]
+    pub health_check: Option<HealthCheckConfig>,
+    /// Restart backoff.
+    #[serde(default)]
+    pub backoff: Option<BackoffConfig>,
+    /// A failure within this long after the first start is a configuration problem.
+    #[serde(default)]
+    pub gate_time_ms: Option<u64>,
+}
+
+/// `healthCheck`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HealthCheckConfig {
+    /// `gateway` (default: WebSocket upgrade and the `connect.challenge` from the far gateway)
+    /// or `tcp` (a TCP connect through the forward).
+    pub kind: Option<String>,
+    /// Between checks (default 5000).
+    pub interval_ms: Option<u64>,
+    /// Per check (default 2500).
+    pub timeout_ms: Option<u64>,
+    /// Consecutive failures before ssh is restarted (default 2).
+    pub failures: Option<u32>,
+}
+
+/// `backoff`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BackoffConfig {
+    /// First delay (default 250).
+    pub initial_ms: Option<u64>,
+    /// Cap (default 60000).
+    pub max_ms: Option<u64>,
+    /// Growth factor (default 2).
+    pub multiplier: Option<f64>,
+    /// Fraction in [0, 1] taken off at random (default 0.2).
+    pub jitter: Option<f64>,
+    /// Up this long resets the backoff (default 5000).
+    pub reset_after_ms: Option<u64>,
+}
+
+/// Direction of the forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// `-L localPort:remoteHost:remotePort`.
+    Local,
+    /// `-R remoteHost:remotePort:127.0.0.1:localPort`.
+    Remote,
+}
+
+/// Probe kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// TCP connect through the forward.
+    Tcp,
+    /// WebSocket upgrade and `connect.challenge`.
+    Gateway,
+}
+
+/// A validated tunnel with defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TunnelSpec {
+    /// Name.
+    pub name: String,
+    /// Direction.
+    pub direction: Direction,
+    /// `user@host` or alias (port split off).
+    pub target: String,
+    /// SSH port from `user@host:port`.
+    pub ssh_port: Option<u16>,
+    /// Local port.
+    pub local_port: u16,
+    /// Far host.
+    pub remote_host: String,
+    /// Far port.
+    pub remote_port: u16,
+    /// Identity file.
+    pub identity_file: Option<String>,
+    /// Known hosts file.
+    pub known_hosts_file: Option<String>,
+    /// `-o` options after defaults and overrides.
+    pub options: BTreeMap<String, String>,
+    /// Probe kind; `None` for remote tunnels (nothing to probe locally).
+    pub probe: Option<ProbeKind>,
+    /// Probe interval.
+    pub probe_interval: Duration,
+    /// Probe timeout.
+    pub probe_timeout: Duration,
+    /// Failures before restart.
+    pub probe_failures: u32,
+    /// Backoff first delay.
+    pub backoff_initial: Duration,
+    /// Backoff cap.
+    pub backoff_max: Duration,
+    /// Backoff factor.
+    pub backoff_multiplier: f64,
+    /// Backoff jitter.
+    pub backoff_jitter: f64,
+    /// Stable period that resets the backoff.
+    pub reset_after: Duration,
+    /// Gate time for the first start.
+    pub gate_time: Duration,
+}
+
+/// The ssh options every tunnel gets unless overridden.
+pub fn default_options() -> BTreeMap<String, String> {
+    [
+        ("ExitOnForwardFailure", "yes"),
+        ("BatchMode", "yes"),
+        ("ServerAliveInterval", "15"),
+        ("ServerAliveCountMax", "3"),
+        ("ConnectTimeout", "10"),
+        ("StrictHostKeyChecking", "yes"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+fn err(file: &Path, path: String, msg: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        file: file.to_path_buf(),
+        path,
+        msg: msg.into(),
+    }
+}
+
+fn ok_word(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Validates every tunnel and applies defaults.
+pub fn validate(tunnels: &[TunnelConfig], file: &Path) -> Result<Vec<TunnelSpec>, ConfigError> {
+    let mut out: Vec<TunnelSpec> = Vec::new();
+    for (i, t) in tunnels.iter().enumerate() {
+        let spec = validate_one(t, &format!("tunnels[{i}]"), file)?;
+        if out.iter().any(|o| o.name == spec.name) {
+            return Err(err(
+                file,
+                format!("tunnels[{i}].name"),
+                format!("{:?} is used twice; names must be unique", spec.name),
+            ));
+        }
+        if let Some(o) = out.iter().find(|o| {
+            o.direction == Direction::Local
+                && spec.direction == Direction::Local
+                && o.local_port == spec.local_port
+        }) {
+            return Err(err(
+                file,
+                format!("tunnels[{i}].localPort"),
+                format!("{} is already used by tunnel {:?}", spec.local_port, o.name),
+            ));
+        }
+        out.push(spec);
+    }
+    Ok(out)
+}
+
+fn validate_one(t: &TunnelConfig, at: &str, file: &Path) -> Result<TunnelSpec, ConfigError> {
+    if !ok_word(&t.name) {
+        return Err(err(
+            file,
+            format!("{at}.name"),
+            "use letters, digits, '-' and '_'",
+        ));
+    }
+    let direction = match t.direction.as_deref().unwrap_or("local") {
+        "local" => Direction::Local,
+        "remote" => Direction::Remote,
+        other => {
+            return Err(err(
+                file,
+                format!("{at}.direction"),
+                format!("{other:?} is not \"local\" or \"remote\""),
+            ))
+        }
+    };
+    let (target, ssh_port) =
+        split_target(&t.ssh_target).map_err(|m| err(file, format!("{at}.sshTarget"), m))?;
+    for (key, port) in [("localPort", t.local_port), ("remotePort", t.remote_port)] {
+        if port == 0 {
+            return Err(err(file, format!("{at}.{key}"), "must be 1-65535"));
+        }
+    }
+    let remote_host = t.remote_host.clone().unwrap_or_else(|| "127.0.0.1".into());
+    if remote_host.is_empty()
+        || remote_host.chars().any(|c| c.is_whitespace() || c == '/')
+        || remote_host.starts_with('-')
+    {
+        return Err(err(
+            file,
+            format!("{at}.remoteHost"),
+            "must be a host name or address",
+        ));
+    }
+    let mut options = default_options();
+    for (k, v) in t.ssh_options.clone().unwrap_or_default() {
+        let path = format!("{at}.sshOptions.{k}");
+        if !k.chars().all(|c| c.is_ascii_alphanumeric()) || v.contains(['\n', '\r']) || v.is_empty()
+        {
+            return Err(err(
+                file,
+                path,
+                "keys are ssh_config option names, values one non-empty line",
+            ));
+        }
+        let lk = k.to_ascii_lowercase();
+        if lk == "stricthostkeychecking" && !v.eq_ignore_ascii_case("yes") {
+            return Err(err(
+                file,
+                path,
+                "host-key checking stays on; pin the host key with knownHostsFile instead",
+            ));
+        }
+        if lk == "userknownhostsfile" && v.trim() == "/dev/null" {
+            return Err(err(
+                file,
+                path,
+                "a /dev/null known_hosts turns host-key checking off; use knownHostsFile",
+            ));
+        }
+        if matches!(
+            lk.as_str(),
+            "localcommand" | "permitlocalcommand" | "proxycommand" | "remotecommand"
+        ) {
+            return Err(err(
+                file,
+                path,
+                "command options are not allowed in a tunnel (use an ~/.ssh/config alias)",
+            ));
+        }
+        options.retain(|ok, _| !ok.eq_ignore_ascii_case(&k));
+        options.insert(k, v);
+    }
+    let h = t.health_check.clone().unwrap_or_default();
+    let probe = match (direction, h.kind.as_deref()) {
+        (Direction::Remote, None) => None,
+        (_, None | Some("gateway")) => Some(ProbeKind::Gateway),
+        (_, Some("tcp")) => Some(ProbeKind::Tcp),
+        (_, Some(other)) => {
+            return Err(err(
+                file,
+                format!("{at}.healthCheck.kind"),
+                format!("{other:?} is not \"tcp\" or \"gateway\""),
+            ))
+        }
+    };
+    let probe = if direction == Direction::Remote {
+        None
+    } else {
+        probe
+    };
+    let ms = |v: Option<u64>, d: u64, min: u64, key: &str| -> Result<Duration, ConfigError> {
+        let v = v.unwrap_or(d);
+        if v < min {
+            return Err(err(
+                file,
+                format!("{at}.{key}"),
+                format!("must be at least {min} ms"),
+            ));
+        }
+        Ok(Duration::from_millis(v))
+    };
+    let b = t.backoff.clone().unwrap_or_default();
+    let spec = TunnelSpec {
+        name: t.name.clone(),
+        direction,
+        target,
+        ssh_port,
+        local_port: t.local_port,
+        remote_host,
+        remote_port: t.remote_port,
+        identity_file: t.identity_file.clone(),
+        known_hosts_file: t.known_hosts_file.clone(),
+        options,
+        probe,
+        probe_interval: ms(h.interval_ms, 5_000, 50, "healthCheck.intervalMs")?,
+        probe_timeout: ms(h.timeout_ms, 2_500, 10, "healthCheck.timeoutMs")?,
+        probe_failures: h.failures.unwrap_or(2).max(1),
+        backoff_initial: ms(b.initial_ms, 250, 0, "backoff.initialMs")?,
+        backoff_max: ms(b.max_ms, 60_000, 1, "backoff.maxMs")?,
+        backoff_multiplier: b.multiplier.unwrap_or(2.0),
+        backoff_jitter: b.jitter.unwrap_or(0.2),
+        reset_after: ms(b.reset_after_ms, 5_000, 0, "backoff.resetAfterMs")?,
+        gate_time: ms(t.gate_time_ms, 2_000, 0, "gateTimeMs")?,
+    };
+    if !(1.0..=10.0).contains(&spec.backoff_multiplier) {
+        return Err(err(
+            file,
+            format!("{at}.backoff.multiplier"),
+            "must be between 1 and 10",
+        ));
+    }
+    if !(0.0..=1.0).contains(&spec.backoff_jitter) {
+        return Err(err(
+            file,
+            format!("{at}.backoff.jitter"),
+            "must be between 0 and 1",
+        ));
+    }
+    if spec.backoff_initial > spec.backoff_max {
+        return Err(err(
+            file,
+            format!("{at}.backoff.initialMs"),
+            "must not exceed backoff.maxMs",
+        ));
+    }
+    Ok(spec)
+}
+
+/// Splits `user@host[:port]` / `alias`; refuses anything ssh could read as an option.
+pub fn split_target(t: &str) -> Result<(String, Option<u16>), String> {
+    if t.is_empty() || t.starts_with('-') || t.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "{t:?} is not user@host[:port] or an ~/.ssh/config alias"
+        ));
+    }
+    match t.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') || host.ends_with(']') => {
+            let p: u16 = port
+                .parse()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("{port:?} in {t:?} is not a port"))?;
+            Ok((
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
+                Some(p),
+            ))
+        }
+        _ => Ok((t.to_string(), None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> TunnelConfig {
+        TunnelConfig {
+            name: "a".into(),
+            ssh_target: "me@host1".into(),
+            local_port: 18789,
+            remote_port: 18789,
+            ..Default::default()
+        }
+    }
+
+    fn check(t: TunnelConfig) -> Result<TunnelSpec, String> {
+        validate(&[t], Path::new("cfg.json"))
+            .map(|mut v| v.remove(0))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_and_target_forms() {
+        let s = check(base()).unwrap();
+        assert_eq!(
+            (s.direction, s.target.as_str(), s.ssh_port),
+            (Direction::Local, "me@host1", None)
+        );
+        assert_eq!(s.probe, Some(ProbeKind::Gateway));
+        assert_eq!(s.options["ExitOnForwardFailure"], "yes");
+        assert_eq!(s.remote_host, "127.0.0.1");
+        assert_eq!(
+            split_target("me@h:2222").unwrap(),
+            ("me@h".into(), Some(2222))
+        );
+        assert_eq!(split_target("alias").unwrap(), ("alias".into(), None));
+        let mut r = base();
+        r.direction = Some("remote".into());
+        assert_eq!(check(r).unwrap().probe, None);
+    }
+
+    #[test]
+    fn error_table() {
+        let cases: Vec<(Box<dyn Fn(&mut TunnelConfig)>, &str)> = vec![
+            (Box::new(|t| t.name = "bad name".into()), "tunnels[0].name"),
+            (
+                Box::new(|t| t.direction = Some("sideways".into())),
+                "tunnels[0].direction",
+            ),
+            (
+                Box::new(|t| t.ssh_target = "-oProxyCommand=x".into()),
+                "tunnels[0].sshTarget",
+            ),
+            (
+                Box::new(|t| t.ssh_target = "me@h:notaport".into()),
+                "tunnels[0].sshTarget",
+            ),
+            (Box::new(|t| t.local_port = 0), "tunnels[0].localPort"),
+            (
+                Box::new(|t| {
+                    t.ssh_options = Some([("StrictHostKeyChecking".into(), "no".into())].into())
+                }),
+                "host-key checking stays on",
+            ),
+            (
+                Box::new(|t| {
+                    t.ssh_options = Some([("UserKnownHostsFile".into(), "/dev/null".into())].into())
+                }),
+                "/dev/null",
+            ),
+            (
+                Box::new(|t| {
+                    t.ssh_options = Some([("ProxyCommand".into(), "nc %h %p".into())].into())
+                }),
+                "command options",
+            ),
+            (
+                Box::new(|t| {
+                    t.health_check = Some(HealthCheckConfig {
+                        kind: Some("icmp".into()),
+                        ..Default::default()
+                    })
+                }),
+                "healthCheck.kind",
+            ),
+            (
+                Box::new(|t| {
+                    t.backoff = Some(BackoffConfig {
+                        jitter: Some(2.0),
+                        ..Default::default()
+                    })
+                }),
+                "backoff.jitter",
+            ),
+            (
+                Box::new(|t| {
+                    t.backoff = Some(BackoffConfig {
+                        initial_ms: Some(9),
+                        max_ms: Some(5),
+                        ..Default::default()
+                    })
+                }),
+                "backoff.initialMs",
+            ),
+        ];
+        for (mutate, want) in cases {
+            let mut t = base();
+            mutate(&mut t);
+            let e = check(t).unwrap_err();
+            assert!(
+                e.contains(want) && e.contains("cfg.json"),
+                "{e} should contain {want}"
+            );
+        }
+        let dup = validate(&[base(), base()], Path::new("c"))
+            .unwrap_err()
+            .to_string();
+        assert!(dup.contains("tunnels[1].name"), "{dup}");
+        let mut b = base();
+        b.name = "b".into();
+        let clash = validate(&[base(), b], Path::new("c"))
+            .unwrap_err()
+            .to_string();
+        assert!(clash.contains("tunnels[1].localPort"), "{clash}");
+    }
+
+    #[test]
+    fn overrides_replace_defaults_case_insensitively() {
+        let mut t = base();
+        t.ssh_options = Some([("serveraliveinterval".into(), "5".into())].into());
+        let s = check(t).unwrap();
+        assert_eq!(
+            s.options.get("serveraliveinterval").map(String::as_str),
+            Some("5")
+        );
+        assert!(!s.options.contains_key("ServerAliveInterval"));
+    }
+}

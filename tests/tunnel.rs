@@ -1,0 +1,337 @@
+//! Tunnels against a real sshd on loopback, with one of our gateways as the far end and
+//! another running the tunnels.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::sshd::{self, free_port, pids_mentioning, Sshd};
+use common::{kill, patience, Client, Gw, Opts, TOKEN};
+use serde_json::{json, Value};
+
+macro_rules! need_sshd {
+    () => {
+        if !sshd::available() {
+            eprintln!("skipping: /usr/sbin/sshd or ssh missing (.ci/run installs openssh-server)");
+            return;
+        }
+    };
+}
+
+/// A tunnel entry for `sshd` forwarding `local` to `far_port`, with fast test timings.
+fn tunnel(name: &str, s: &Sshd, local: u16, far_port: u16, extra: Value) -> Value {
+    let mut t = json!({
+        "name": name, "sshTarget": s.target(), "localPort": local, "remotePort": far_port,
+        "identityFile": s.client_key, "knownHostsFile": s.known_hosts,
+        "healthCheck": {"kind": "gateway", "intervalMs": 200, "timeoutMs": 600, "failures": 2},
+        "backoff": {"initialMs": 50, "maxMs": 2000, "resetAfterMs": 300},
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        t[k] = v.clone();
+    }
+    t
+}
+
+fn gateway_with(tunnels: Vec<Value>) -> Gw {
+    let cfg = json!({"tunnels": tunnels}).to_string();
+    Gw::start(Opts {
+        config: Some(cfg),
+        ..Default::default()
+    })
+}
+
+async fn rows(c: &mut Client) -> Vec<Value> {
+    let r = c.call("gateway.tunnels.status", json!({})).await;
+    r["payload"]["tunnels"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Polls the tunnel status until `pred` holds for tunnel `name`.
+async fn wait_row(c: &mut Client, name: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + patience();
+    loop {
+        let rs = rows(c).await;
+        if let Some(r) = rs.iter().find(|r| r["name"] == name) {
+            if pred(r) {
+                return r.clone();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tunnel {name}: waited for {what}; status {rs:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn up(r: &Value) -> bool {
+    r["state"] == "up"
+}
+
+#[tokio::test]
+async fn tunnel_comes_up_and_openclaw_status_works_through_it() {
+    need_sshd!();
+    let far = Gw::start(Opts::default());
+    let s = Sshd::start();
+    let local = free_port();
+    let gw = gateway_with(vec![tunnel("t1", &s, local, far.port, json!({}))]);
+    let (mut c, _) = Client::authed(&gw.url(), TOKEN).await;
+    let row = wait_row(&mut c, "t1", "up", up).await;
+    assert!(row["pid"].as_u64().is_some());
+    assert_eq!(row["restarts"], 0);
+    // the seed's command through the tunnel reaches the far gateway
+    let home = common::temp_dir("tun-cli");
+    let url = format!("ws://127.0.0.1:{local}");
+    let (code, out, err) = common::run_bounded(common::client_command(
+        &home,
+        &[],
+        &["status", "--gateway", &url, "--token", TOKEN, "--json"],
+    ));
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["status"]["pid"],
+        far.child.id(),
+        "answered by the far gateway"
+    );
+    // and the tunnel shows up in `status` and `openclaw tunnel status`
+    let st = c.call("status", json!({})).await;
+    assert_eq!(st["payload"]["tunnels"][0]["state"], "up");
+    let port = gw.port.to_string();
+    let env = [
+        ("OPENCLAW_GATEWAY_TOKEN", TOKEN),
+        ("OPENCLAW_GATEWAY_PORT", port.as_str()),
+    ];
+    let (code, out, _) = common::run_bounded(common::client_command(
+        &gw.home,
+        &env,
+        &["tunnel", "status"],
+    ));
+    assert_eq!(code, 0);
+    assert!(out.contains("t1") && out.contains(" up "), "{out}");
+    gw.wait_audit("tunnel up", |v| {
+        v["event"] == "tunnel.state" && v["to"] == "up"
+    });
+}
+
+#[tokio::test]
+async fn twenty_kill_9s_give_twenty_recoveries_and_no_orphans() {
+    need_sshd!();
+    let far = Gw::start(Opts::default());
+    let s = Sshd::start();
+    let mut gw = gateway_with(vec![tunnel("t1", &s, free_port(), far.port, json!({}))]);
+    let (mut c, _) = Client::authed(&gw.url(), TOKEN).await;
+    let mut row = wait_row(&mut c, "t1", "up", up).await;
+    for i in 1..=20u64 {
+        let pid = row["pid"].as_u64().unwrap() as u32;
+        assert_eq!(kill(pid, libc::SIGKILL), 0);
+        row = wait_row(&mut c, "t1", "up again with a new ssh", |r| {
+            up(r) && r["pid"] != pid
+        })
+        .await;
+        assert_eq!(row["restarts"], i, "{row}");
+    }
+    let marker = s.known_hosts.display().to_string();
+    assert_eq!(
+        pids_mentioning(&marker).len(),
+        1,
+        "exactly one ssh for the tunnel"
+    );
+    drop(c);
+    gw.signal(libc::SIGTERM);
+    assert_eq!(gw.wait_exit(), Some(0));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        pids_mentioning(&marker).is_empty(),
+        "no ssh left after the gateway stopped"
+    );
+}
+
+#[tokio::test]
+async fn sshd_down_backs_off_and_recovers_when_it_returns() {
+    need_sshd!();
+    let far = Gw::start(Opts::default());
+    let mut s = Sshd::start();
+    let gw = gateway_with(vec![tunnel("t1", &s, free_port(), far.port, json!({}))]);
+    let (mut c, _) = Client::authed(&gw.url(), TOKEN).await;
+    wait_row(&mut c, "t1", "up", up).await;
+    s.stop();
+    // retries fail (connection refused); the delay grows and status says when the next is
+    let row = wait_row(&mut c, "t1", "backoff past 200 ms", |r| {
+        r["state"] == "backoff"
+            && r["restarts"].as_u64() >= Some(3)
+            && r["nextRetryInMs"].as_u64().is_some_and(|ms| ms >= 150)
+    })
+    .await;
+    assert!(
+        row["lastExit"].as_str().unwrap().contains("exit 255"),
+        "{row}"
+    );
+    s.restart();
+    let row = wait_row(&mut c, "t1", "up after sshd returned", up).await;
+    assert!(row["restarts"].as_u64().unwrap() >= 3);
+}
+
+#[tokio::test]
+async fn a_frozen_far_side_is_detected_and_the_tunnel_restarted() {
+    need_sshd!();
+    let far = Gw::start(Opts::default());
+    let s = Sshd::start();
+    let gw = gateway_with(vec![tunnel("t1", &s, free_port(), far.port, json!({}))]);
+    let (mut c, _) = Client::authed(&gw.url(), TOKEN).await;
+    let row = wait_row(&mut c, "t1", "up", up).await;
+    let old = row["pid"].clone();
+    let frozen = s.session_pids();
+    assert!(
+        !frozen.is_empty(),
+        "sshd serves the tunnel in a child process"
+    );
+    for p in &frozen {
+        kill(*p, libc::SIGSTOP);
+    }
+    let row = wait_row(&mut c, "t1", "restarted after the freeze", |r| {
+        up(r) && r["pid"] != old
+    })
+    .await;
+    assert!(row["lastExit"].is_string());
+    gw.wait_audit("health-check kill", |v| {
+        v["event"] == "tunnel.kill"
+            && v["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("health check failed"))
+    });
+    for p in frozen {
+        kill(p, libc::SIGCONT);
+    }
+}
+
+#[tokio::test]
+async fn bad_configurations_show_a_clear_state_and_the_gateway_carries_on() {
+    need_sshd!();
+    let s = Sshd::start();
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = held.local_addr().unwrap().port();
+    let wrong_key = s.dir.join("wrong_key");
+    std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&wrong_key)
+        .status()
+        .unwrap();
+    let gw = gateway_with(vec![
+        tunnel(
+            "alias",
+            &s,
+            free_port(),
+            1,
+            json!({"sshTarget": "nosuchhost-openclaw-test.invalid"}),
+        ),
+        tunnel("busy", &s, busy, 1, json!({})),
+        tunnel(
+            "key",
+            &s,
+            free_port(),
+            1,
+            json!({"identityFile": wrong_key}),
+        ),
+    ]);
+    let (mut c, _) = Client::authed(&gw.url(), TOKEN).await;
+    for (name, want) in [
+        ("alias", "Could not resolve hostname"),
+        ("busy", "forwarding"),
+        ("key", "Permission denied"),
+    ] {
+        let row = wait_row(&mut c, name, "failed", |r| r["state"] == "failed").await;
+        let problem = row["configProblem"].as_str().unwrap_or("");
+        assert!(
+            problem.contains(want),
+            "{name}: {problem:?} should mention {want:?}"
+        );
+        assert!(
+            row["nextRetryInMs"].as_u64().unwrap() > 1000,
+            "retried at the capped rate, not given up: {row}"
+        );
+    }
+    assert_eq!(
+        c.call("health", json!({})).await["ok"],
+        true,
+        "the gateway is unaffected"
+    );
+    let port = gw.port.to_string();
+    let env = [
+        ("OPENCLAW_GATEWAY_TOKEN", TOKEN),
+        ("OPENCLAW_GATEWAY_PORT", port.as_str()),
+    ];
+    let (code, out, _) = common::run_bounded(common::client_command(
+        &gw.home,
+        &env,
+        &["tunnel", "status"],
+    ));
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("configuration problem") && out.contains("Permission denied"),
+        "{out}"
+    );
+    drop(held);
+}
+
+#[cfg(feature = "fault-injection")]
+#[tokio::test]
+async fn a_panicking_tunnel_actor_kills_its_ssh_and_is_restarted() {
+    need_sshd!();
+    let far = Gw::start(Opts::default());
+    let s = Sshd::start();
+    let gw = gateway_with(vec![tunnel("t1", &s, free_port(), far.port, json!({}))]);
+    let (mut c, _) = Client::authed(&gw.url(), TOKEN).await;
+    let row = wait_row(&mut c, "t1", "up", up).await;
+    let old = row["pid"].as_u64().unwrap() as u32;
+    let r = c.call("debug.tunnel.panic", json!({"name": "t1"})).await;
+    assert_eq!(r["ok"], true, "{r}");
+    wait_row(&mut c, "t1", "up with a new ssh", |r| {
+        up(r) && r["pid"] != old
+    })
+    .await;
+    assert!(
+        !std::path::Path::new(&format!("/proc/{old}")).exists() || sshd::ppid(old).is_none(),
+        "old ssh killed"
+    );
+    gw.wait_audit("actor restart", |v| v["event"] == "tunnel.actor_restarted");
+    assert_eq!(
+        pids_mentioning(&s.known_hosts.display().to_string()).len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn tunnel_restart_command_forces_a_new_ssh() {
+    need_sshd!();
+    let far = Gw::start(Opts::default());
+    let s = Sshd::start();
+    let gw = gateway_with(vec![tunnel("t1", &s, free_port(), far.port, json!({}))]);
+    let (mut c, _) = Client::authed(&gw.url(), TOKEN).await;
+    let old = wait_row(&mut c, "t1", "up", up).await["pid"].clone();
+    let port = gw.port.to_string();
+    let env = [
+        ("OPENCLAW_GATEWAY_TOKEN", TOKEN),
+        ("OPENCLAW_GATEWAY_PORT", port.as_str()),
+    ];
+    let (code, out, err) = common::run_bounded(common::client_command(
+        &gw.home,
+        &env,
+        &["tunnel", "restart", "t1"],
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("restarting"));
+    wait_row(&mut c, "t1", "up with a new ssh", |r| {
+        up(r) && r["pid"] != old
+    })
+    .await;
+    let (code, _, err) = common::run_bounded(common::client_command(
+        &gw.home,
+        &env,
+        &["tunnel", "restart", "nope"],
+    ));
+    assert_eq!(code, 1);
+    assert!(err.contains("no tunnel named"), "{err}");
+}
