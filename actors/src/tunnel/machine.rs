@@ -139,9 +139,11 @@ impl Machine {
         self.probe_failures = 0;
     }
 
-    /// A health check failed; returns `Kill` after too many in a row.
+    /// A health check failed; returns `Kill` after too many in a row. Only an `Up` tunnel
+    /// counts failures: while `Starting`, ssh may still be connecting (bounded by
+    /// [`Machine::starting_too_long`]).
     pub fn probe_failed(&mut self, why: &str) -> Action {
-        if !matches!(self.phase, Phase::Up | Phase::Starting) {
+        if self.phase != Phase::Up {
             return Action::None;
         }
         self.probe_failures += 1;
@@ -187,6 +189,16 @@ impl Machine {
         };
         self.next_retry = Some(now + delay);
         Action::RetryIn(delay)
+    }
+
+    /// A start that never proves up within `limit` is killed (and retried).
+    pub fn starting_too_long(&mut self, now: Instant, limit: Duration) -> Action {
+        match (self.phase, self.started_at) {
+            (Phase::Starting, Some(t)) if now.duration_since(t) > limit => {
+                Action::Kill(format!("not up within {} s", limit.as_secs()))
+            }
+            _ => Action::None,
+        }
     }
 
     /// Stop on request.

@@ -31,6 +31,11 @@ pub fn actor_name(tunnel: &str) -> String {
     format!("openclaw.tunnel.{tunnel}")
 }
 
+/// Probe cadence while a new ssh is starting (so "up" is known within ~200 ms).
+pub const STARTING_PROBE: Duration = Duration::from_millis(200);
+/// A start that is not up by then is killed and retried.
+pub const STARTING_LIMIT: Duration = Duration::from_secs(30);
+
 /// The tunnel actor.
 pub struct TunnelActor;
 
@@ -157,6 +162,12 @@ impl Actor for TunnelActor {
                         apply(&me, st, a);
                     }
                 }
+                if st.machine.phase == Phase::Starting {
+                    // Not up yet: look again soon rather than at the next interval.
+                    me.send_after(STARTING_PROBE, || TunnelMsg::ProbeTick);
+                    let a = st.machine.starting_too_long(Instant::now(), STARTING_LIMIT);
+                    apply(&me, st, a);
+                }
             }
             TunnelMsg::ProbeResult { .. } => st.probing = false,
             TunnelMsg::AliveCheck { gen } if gen == st.gen && st.ssh.is_some() => {
@@ -209,7 +220,9 @@ fn start(me: &ActorRef<TunnelMsg>, st: &mut TunnelState) {
             write_pidfile(&st.shared, &st.spec.name, p.pid);
             st.ssh = Some(p);
             st.machine.spawned(Instant::now());
-            if st.spec.probe.is_none() {
+            if st.spec.probe.is_some() {
+                me.send_after(STARTING_PROBE, || TunnelMsg::ProbeTick);
+            } else {
                 let wait = st.spec.gate_time.max(Duration::from_millis(500));
                 me.send_after(wait, move || TunnelMsg::AliveCheck { gen });
             }

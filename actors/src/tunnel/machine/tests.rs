@@ -107,6 +107,29 @@ fn probe_failures_kill_after_the_threshold() {
 }
 
 #[test]
+fn probe_failures_while_starting_do_not_count_but_a_stuck_start_is_killed() {
+    let t0 = Instant::now();
+    let mut m = Machine::new(B, Duration::from_secs(2), 2);
+    m.spawned(t0);
+    for _ in 0..5 {
+        assert_eq!(m.probe_failed("connect refused"), Action::None);
+    }
+    assert_eq!(
+        m.starting_too_long(t0 + Duration::from_secs(5), Duration::from_secs(30)),
+        Action::None
+    );
+    assert!(matches!(
+        m.starting_too_long(t0 + Duration::from_secs(31), Duration::from_secs(30)),
+        Action::Kill(_)
+    ));
+    m.proven_up(t0 + Duration::from_secs(1));
+    assert_eq!(
+        m.starting_too_long(t0 + Duration::from_secs(99), Duration::from_secs(30)),
+        Action::None
+    );
+}
+
+#[test]
 fn stop_and_force_restart() {
     let t0 = Instant::now();
     let mut m = Machine::new(B, Duration::from_secs(2), 2);
