@@ -11,7 +11,6 @@
 //! Needs /usr/sbin/sshd, ssh and autossh (`.ci/run` installs them).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::process::{Child, Command, Stdio};
