@@ -335,3 +335,73 @@ async fn tunnel_restart_command_forces_a_new_ssh() {
     assert_eq!(code, 1);
     assert!(err.contains("no tunnel named"), "{err}");
 }
+
+#[tokio::test]
+async fn openclaw_tunnel_run_in_the_foreground() {
+    need_sshd!();
+    let far = Gw::start(Opts::default());
+    let s = Sshd::start();
+    let local = free_port();
+    let home = common::temp_dir("tunnel-run");
+    std::fs::create_dir_all(home.join(".openclaw")).unwrap();
+    let cfg = json!({"tunnels": [tunnel("fg", &s, local, far.port, json!({}))]}).to_string();
+    std::fs::write(home.join(".openclaw/openclaw.json"), cfg).unwrap();
+    let mut run = common::client_command(&home, &[], &["tunnel", "run"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // no gateway runs here, so `tunnel status` reads the state file `tunnel run` keeps
+    let env = [("OPENCLAW_GATEWAY_PORT", "1")];
+    let deadline = Instant::now() + patience();
+    loop {
+        let (code, out, _) = common::run_bounded(common::client_command(
+            &home,
+            &env,
+            &["tunnel", "status", "--json"],
+        ));
+        if code == 0
+            && serde_json::from_str::<Value>(&out).is_ok_and(|v| v["tunnels"][0]["state"] == "up")
+        {
+            assert!(out.contains("openclaw tunnel run"), "{out}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tunnel run never reported up: {out}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = format!("ws://127.0.0.1:{local}");
+    let (code, _, err) = common::run_bounded(common::client_command(
+        &home,
+        &[],
+        &["ping", "--gateway", &url, "--token", TOKEN, "-c", "1"],
+    ));
+    assert_eq!(code, 0, "{err}");
+    kill(run.id(), libc::SIGINT);
+    let deadline = Instant::now() + patience();
+    let status = loop {
+        if let Some(st) = run.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tunnel run did not stop on SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        pids_mentioning(&s.known_hosts.display().to_string()).is_empty(),
+        "no ssh left"
+    );
+    // unknown names and an empty config are clear errors
+    let (code, _, err) = common::run_bounded(common::client_command(
+        &home,
+        &[],
+        &["tunnel", "run", "nope"],
+    ));
+    assert_eq!(code, 2);
+    assert!(err.contains("no tunnel named \"nope\""), "{err}");
+}

@@ -1,6 +1,6 @@
 //! The life of one ssh process, as a pure state machine with `now` passed in (autossh's
-//! rules, improved): restart on exit after a jittered exponential backoff with a cap; the
-//! backoff resets once the tunnel has been up for `reset_after`; a failure inside the gate
+//! rules, improved): restart on exit after a jittered exponential backoff with a cap; a
+//! tunnel that had been up for `reset_after` restarts at once and starts over; a failure inside the gate
 //! time before the tunnel was ever up is reported as a configuration problem but retried at
 //! the capped rate instead of giving up; never a hot loop (every retry waits at least
 //! `initial`, and a config problem waits `max`); health-check failures kill ssh.
@@ -163,10 +163,12 @@ impl Machine {
         if self.phase == Phase::Stopped {
             return Action::None;
         }
-        if self
+        // Up for a stable period: start over, and restart at once (like autossh's first
+        // tries). A tunnel that flaps cannot loop faster than once per `reset_after`.
+        let stable = self
             .up_since
-            .is_some_and(|t| now.duration_since(t) >= self.backoff.reset_after)
-        {
+            .is_some_and(|t| now.duration_since(t) >= self.backoff.reset_after);
+        if stable {
             self.attempt = 0;
         }
         let ran = self
@@ -183,6 +185,9 @@ impl Machine {
             self.phase = Phase::Failed;
             self.config_problem = Some(why);
             self.backoff.max
+        } else if stable {
+            self.phase = Phase::Backoff;
+            Duration::ZERO
         } else {
             self.phase = Phase::Backoff;
             self.backoff.delay(self.attempt, unit)

@@ -32,17 +32,21 @@ fn backoff_schedule_grows_caps_and_jitters() {
 }
 
 #[test]
-fn healthy_tunnel_killed_restarts_after_the_initial_delay() {
+fn healthy_tunnel_killed_restarts_at_once() {
     let t0 = Instant::now();
     let mut m = Machine::new(B, Duration::from_secs(2), 2);
     m.spawned(t0);
     m.proven_up(t0 + ms(300));
     assert_eq!(m.phase, Phase::Up);
-    // killed after 10 s up: backoff reset, first delay
-    let a = m.exited("signal 9".into(), t0 + Duration::from_secs(10), 0.0);
-    assert_eq!(a, Action::RetryIn(ms(250)));
+    // killed after 10 s up (stable): backoff reset, restart at once
+    let a = m.exited("signal 9".into(), t0 + Duration::from_secs(10), 0.9);
+    assert_eq!(a, Action::RetryIn(Duration::ZERO));
     assert_eq!((m.phase, m.restarts, m.attempt), (Phase::Backoff, 1, 1));
-    assert_eq!(m.next_retry, Some(t0 + Duration::from_secs(10) + ms(250)));
+    // dying again soon after is not stable: the backoff applies (never a hot loop)
+    m.spawned(t0 + Duration::from_secs(10));
+    m.proven_up(t0 + Duration::from_secs(10) + ms(200));
+    let a = m.exited("signal 9".into(), t0 + Duration::from_secs(11), 0.0);
+    assert_eq!(a, Action::RetryIn(ms(500)));
 }
 
 #[test]
@@ -63,13 +67,23 @@ fn repeated_failures_back_off_then_reset_after_a_stable_period() {
         m.spawned(now);
         now += Duration::from_secs(3); // runs 3 s past the gate, never proven up
     }
-    assert_eq!(delays, vec![250, 500, 1000, 2000]);
-    // up for 6 s (> reset_after): the next failure starts over
+    assert_eq!(
+        delays,
+        vec![0, 500, 1000, 2000],
+        "the first follows a stable minute"
+    );
+    // up for 6 s (> reset_after): the next failure starts over, at once
     m.proven_up(now);
     now += Duration::from_secs(6);
     assert_eq!(
         m.exited("exit 255".into(), now, 0.0),
-        Action::RetryIn(ms(250))
+        Action::RetryIn(Duration::ZERO)
+    );
+    m.spawned(now);
+    now += Duration::from_secs(3);
+    assert_eq!(
+        m.exited("exit 255".into(), now, 0.0),
+        Action::RetryIn(ms(500))
     );
 }
 
