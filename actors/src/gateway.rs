@@ -10,7 +10,6 @@ use crate::audit::{self, AuditEvent};
 use crate::auth::rules::Secrets;
 use crate::config::{AuthMode, Settings};
 use crate::root::{RootActor, RootArgs, RootMsg, RootRef, NAME};
-use crate::secret::Secret;
 use crate::shared::{lock, Shared};
 use crate::state;
 
@@ -119,6 +118,3 @@ impl Gateway {
         self.shared.runtime_token_path.as_deref()
     }
 }
-
-/// Keeps `Secret` in the public API for callers that build settings by hand.
-pub type GatewaySecret = Secret;

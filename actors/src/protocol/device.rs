@@ -5,7 +5,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::errors::{code, ErrorShape};
@@ -208,11 +208,6 @@ pub fn verify(
 /// The raw key, base64url without padding, as stored in the device registry.
 pub fn canonical_public_key(d: &DeviceBlock) -> Option<String> {
     decode_public_key(&d.public_key).map(|k| URL_SAFE_NO_PAD.encode(k))
-}
-
-/// Device summary for presence and audit.
-pub fn summary(d: &DeviceBlock) -> Value {
-    json!({"deviceId": d.id})
 }
 
 #[cfg(test)]

@@ -93,11 +93,6 @@ impl Outbound {
     pub fn control(&self, cmd: Out) -> bool {
         self.tx.send(cmd).is_ok()
     }
-
-    /// Bytes waiting to be written.
-    pub fn queued(&self) -> usize {
-        self.queued.load(Ordering::Acquire)
-    }
 }
 
 /// Starts the I/O task for `ws`; returns the outbound queue and the task handle.
