@@ -3,6 +3,7 @@
 //! per frame. The rules themselves are pure ([`rules`]).
 
 pub mod devices;
+pub mod lockout;
 pub mod rules;
 
 use std::net::SocketAddr;
@@ -44,6 +45,8 @@ pub struct AuthRequest {
     pub local: bool,
     /// The challenge nonce sent to this connection.
     pub nonce: String,
+    /// `Origin` header (a browser: no loopback exemption from the lockout).
+    pub origin: Option<String>,
     /// Parsed `connect` params.
     pub params: ConnectParams,
 }
@@ -78,6 +81,8 @@ pub enum AuthMsg {
         /// Where to answer.
         reply_to: RpcReplyPort<AuthReply>,
     },
+    /// Timer: forget idle lockout keys.
+    Prune,
 }
 
 /// State: secrets and the device store.
@@ -90,6 +95,8 @@ pub struct AuthState {
     generation: u64,
     /// Last generation written, shared with the writer tasks.
     written: Arc<std::sync::Mutex<u64>>,
+    /// Auth-failure lockout.
+    lockout: Option<lockout::Lockout>,
 }
 
 /// Reference to the auth actor.
@@ -100,6 +107,7 @@ impl AuthMsg {
     pub fn kind(&self) -> &'static str {
         match self {
             AuthMsg::Authenticate { .. } => "Authenticate",
+            AuthMsg::Prune => "Prune",
         }
     }
 }
@@ -111,10 +119,12 @@ impl Actor for AuthActor {
 
     async fn pre_start(
         &self,
-        _me: ActorRef<AuthMsg>,
+        me: ActorRef<AuthMsg>,
         args: AuthArgs,
     ) -> Result<AuthState, ActorProcessingErr> {
         let store = DeviceStore::load(&args.shared.settings.paths.state_dir);
+        let lockout = args.shared.settings.lockout.map(lockout::Lockout::new);
+        me.send_interval(std::time::Duration::from_secs(30), || AuthMsg::Prune);
         Ok(AuthState {
             shared: args.shared,
             secrets: args.secrets,
@@ -122,6 +132,7 @@ impl Actor for AuthActor {
             pending: Default::default(),
             generation: 0,
             written: Arc::new(std::sync::Mutex::new(0)),
+            lockout,
         })
     }
 
@@ -137,12 +148,84 @@ impl Actor for AuthActor {
                 let reply = authenticate(state, &request).await;
                 let _ = reply_to.send(reply);
             }
+            AuthMsg::Prune => {
+                if let Some(l) = state.lockout.as_mut() {
+                    l.prune(std::time::Instant::now());
+                }
+            }
         }
         Ok(())
     }
 }
 
 async fn authenticate(state: &mut AuthState, req: &AuthRequest) -> AuthReply {
+    let now = std::time::Instant::now();
+    let key = state
+        .lockout
+        .as_ref()
+        .and_then(|l| lockout::key_for(l.config(), req.peer.ip(), req.origin.as_deref()));
+    if let (Some(l), Some(k)) = (state.lockout.as_mut(), key.as_deref()) {
+        if let Err(retry) = l.check(k, now) {
+            return locked_out(state, req, retry).await;
+        }
+    }
+    let reply = decide_and_audit(state, req).await;
+    if let (Some(l), Some(k)) = (state.lockout.as_mut(), key.as_deref()) {
+        match &reply {
+            (_, true) => {
+                if let Some(count) = l.failure(k, now) {
+                    let ms = l.config().lockout.as_millis() as u64;
+                    let ev = AuditEvent::new("auth.lockout")
+                        .with("peer", req.peer.to_string())
+                        .with("key", k)
+                        .with("failures", count)
+                        .with("lockoutMs", ms);
+                    tracing::warn!(peer = %req.peer, failures = count, lockout_ms = ms, "client locked out after repeated wrong credentials");
+                    state.shared.audit.record(ev).await;
+                }
+            }
+            (AuthReply::Accept { .. }, false) => l.success(k),
+            _ => {}
+        }
+    }
+    reply.0
+}
+
+/// The `rate_limited` rejection (PROTOCOL §2.7), audited.
+async fn locked_out(state: &AuthState, req: &AuthRequest, retry: std::time::Duration) -> AuthReply {
+    state
+        .shared
+        .counters
+        .auth_failed
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let retry_ms = retry.as_millis().max(1) as u64;
+    let mut error = ErrorShape::new(
+        crate::protocol::errors::code::INVALID_REQUEST,
+        "unauthorized: too many failed authentication attempts (retry later)",
+    )
+    .with_details(json!({
+        "code": "AUTH_RATE_LIMITED", "authReason": "rate_limited",
+        "canRetryWithDeviceToken": false, "recommendedNextStep": "wait_then_retry",
+    }));
+    error.retryable = Some(true);
+    error.retry_after_ms = Some(retry_ms);
+    let ev = AuditEvent::new("auth.fail")
+        .with("connId", req.conn_id.as_str())
+        .with("peer", req.peer.to_string())
+        .with("clientId", req.params.client.id.as_str())
+        .with("reason", "rate_limited")
+        .with("code", "AUTH_RATE_LIMITED")
+        .with("retryAfterMs", retry_ms);
+    state.shared.audit.record(ev).await;
+    let close_reason = error.message.clone();
+    AuthReply::Reject {
+        error,
+        close_reason,
+    }
+}
+
+/// Runs the rules and audits; the bool says whether a wrong credential was presented.
+async fn decide_and_audit(state: &mut AuthState, req: &AuthRequest) -> (AuthReply, bool) {
     let p = &req.params;
     let store = &state.store;
     let verdict = rules::decide(
@@ -189,13 +272,20 @@ async fn authenticate(state: &mut AuthState, req: &AuthRequest) -> AuthReply {
                 ev = ev.with("deviceId", id.as_str());
             }
             state.shared.audit.record(ev).await;
-            AuthReply::Accept {
-                method,
-                scopes,
-                device_id,
-            }
+            (
+                AuthReply::Accept {
+                    method,
+                    scopes,
+                    device_id,
+                },
+                false,
+            )
         }
-        Verdict::Reject { error, reason, .. } => {
+        Verdict::Reject {
+            error,
+            reason,
+            wrong_credential,
+        } => {
             counters
                 .auth_failed
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -205,10 +295,13 @@ async fn authenticate(state: &mut AuthState, req: &AuthRequest) -> AuthReply {
             ev.event = "auth.fail";
             state.shared.audit.record(ev).await;
             let close_reason = error.message.clone();
-            AuthReply::Reject {
-                error,
-                close_reason,
-            }
+            (
+                AuthReply::Reject {
+                    error,
+                    close_reason,
+                },
+                wrong_credential,
+            )
         }
         Verdict::NeedsPairing { device_id } => {
             counters
@@ -227,10 +320,13 @@ async fn authenticate(state: &mut AuthState, req: &AuthRequest) -> AuthReply {
                 .with("requestId", request_id.as_str());
             ev.event = "auth.fail";
             state.shared.audit.record(ev).await;
-            AuthReply::Reject {
-                error,
-                close_reason,
-            }
+            (
+                AuthReply::Reject {
+                    error,
+                    close_reason,
+                },
+                false,
+            )
         }
     }
 }

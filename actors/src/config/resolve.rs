@@ -115,6 +115,8 @@ pub struct Settings {
     pub audit_file: PathBuf,
     /// Validated tunnels.
     pub tunnels: Vec<super::tunnels::TunnelSpec>,
+    /// Auth-failure lockout (`None` when `gateway.auth.rateLimit.enabled` is false).
+    pub lockout: Option<crate::auth::lockout::LockoutConfig>,
 }
 
 // === impl Source ===
@@ -267,6 +269,7 @@ pub fn resolve(
         .unwrap_or_else(|| paths.state_dir.join("logs").join("gateway.log"));
     let audit_file = paths.state_dir.join("logs").join("audit.jsonl");
     let tunnels = super::tunnels::validate(file.tunnels.as_deref().unwrap_or(&[]), &cfg_path)?;
+    let lockout = resolve_lockout(&file, &cfg_path)?;
     let listen = vec![
         SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
         SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
@@ -286,6 +289,7 @@ pub fn resolve(
         log_file,
         audit_file,
         tunnels,
+        lockout,
     })
 }
 
@@ -377,11 +381,15 @@ fn refuse_unbuilt(file: &FileConfig, cfg: &Path) -> Result<(), ConfigError> {
             "request rate limits",
         ));
     }
-    if g.auth.rate_limit.as_ref().is_some_and(|r| on(r.enabled)) {
+    if g.auth
+        .rate_limit
+        .as_ref()
+        .is_some_and(|r| on(r.enabled) && r.max_requests.is_some())
+    {
         return Err(refused_unbuilt(
             cfg,
-            "gateway.auth.rateLimit",
-            "rate limits and auth lockout",
+            "gateway.auth.rateLimit.maxRequests",
+            "request rate limits",
         ));
     }
     if g.allowed_ips.as_ref().is_some_and(|v| !v.is_empty()) {
@@ -605,6 +613,42 @@ fn check_cdp(file: &FileConfig, cfg: &Path) -> Result<(), ConfigError> {
         )));
     }
     Ok(())
+}
+
+/// `gateway.auth.rateLimit` as the auth-failure lockout (on by default, as in the real
+/// gateway: 10 wrong attempts in 60 s lock the client out for 5 minutes).
+fn resolve_lockout(
+    file: &FileConfig,
+    cfg: &Path,
+) -> Result<Option<crate::auth::lockout::LockoutConfig>, ConfigError> {
+    let d = crate::auth::lockout::LockoutConfig::default();
+    let Some(r) = &file.gateway.auth.rate_limit else {
+        return Ok(Some(d));
+    };
+    if r.enabled == Some(false) {
+        return Ok(None);
+    }
+    let max_attempts = r.max_attempts.unwrap_or(d.max_attempts);
+    if max_attempts == 0 {
+        return Err(invalid(
+            cfg,
+            "gateway.auth.rateLimit.maxAttempts",
+            "must be at least 1".into(),
+        ));
+    }
+    let ms = |v: Option<u64>, dflt: Duration, key: &str| -> Result<Duration, ConfigError> {
+        match v {
+            Some(0) => Err(invalid(cfg, key, "must be at least 1 ms".into())),
+            Some(n) => Ok(Duration::from_millis(n)),
+            None => Ok(dflt),
+        }
+    };
+    Ok(Some(crate::auth::lockout::LockoutConfig {
+        max_attempts,
+        window: ms(r.window_ms, d.window, "gateway.auth.rateLimit.windowMs")?,
+        lockout: ms(r.lockout_ms, d.lockout, "gateway.auth.rateLimit.lockoutMs")?,
+        exempt_loopback: r.exempt_loopback.unwrap_or(d.exempt_loopback),
+    }))
 }
 
 fn resolve_log_level(

@@ -79,6 +79,7 @@ pub(super) async fn on_first_frame(me: &SessionRef, st: &mut SessionState, text:
         peer: st.peer,
         local,
         nonce: st.nonce.clone(),
+        origin: st.meta.origin.clone(),
         params: params.clone(),
     });
     let reply = match ractor::registry::where_is(auth::NAME) {
