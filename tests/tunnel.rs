@@ -66,6 +66,22 @@ async fn wait_row(c: &mut Client, name: &str, what: &str, pred: impl Fn(&Value) 
     }
 }
 
+/// A far gateway, an sshd, and a gateway running tunnel "t1" to the far one.
+struct OneTunnel {
+    far: Gw,
+    s: Sshd,
+    gw: Gw,
+    c: Client,
+}
+
+async fn one_tunnel() -> OneTunnel {
+    let far = Gw::start(Opts::default());
+    let s = Sshd::start();
+    let gw = gateway_with(vec![tunnel("t1", &s, free_port(), far.port, json!({}))]);
+    let (c, _) = Client::authed(&gw.url(), TOKEN).await;
+    OneTunnel { far, s, gw, c }
+}
+
 fn up(r: &Value) -> bool {
     r["state"] == "up"
 }
@@ -119,10 +135,12 @@ async fn tunnel_comes_up_and_openclaw_status_works_through_it() {
 #[tokio::test]
 async fn twenty_kill_9s_give_twenty_recoveries_and_no_orphans() {
     need_sshd!();
-    let far = Gw::start(Opts::default());
-    let s = Sshd::start();
-    let mut gw = gateway_with(vec![tunnel("t1", &s, free_port(), far.port, json!({}))]);
-    let (mut c, _) = Client::authed(&gw.url(), TOKEN).await;
+    let OneTunnel {
+        far: _far,
+        s,
+        mut gw,
+        mut c,
+    } = one_tunnel().await;
     let mut row = wait_row(&mut c, "t1", "up", up).await;
     for i in 1..=20u64 {
         let pid = row["pid"].as_u64().unwrap() as u32;
@@ -152,10 +170,12 @@ async fn twenty_kill_9s_give_twenty_recoveries_and_no_orphans() {
 #[tokio::test]
 async fn sshd_down_backs_off_and_recovers_when_it_returns() {
     need_sshd!();
-    let far = Gw::start(Opts::default());
-    let mut s = Sshd::start();
-    let gw = gateway_with(vec![tunnel("t1", &s, free_port(), far.port, json!({}))]);
-    let (mut c, _) = Client::authed(&gw.url(), TOKEN).await;
+    let OneTunnel {
+        far: _far,
+        mut s,
+        gw: _gw,
+        mut c,
+    } = one_tunnel().await;
     wait_row(&mut c, "t1", "up", up).await;
     s.stop();
     // retries fail (connection refused); the delay grows and status says when the next is
@@ -177,10 +197,12 @@ async fn sshd_down_backs_off_and_recovers_when_it_returns() {
 #[tokio::test]
 async fn a_frozen_far_side_is_detected_and_the_tunnel_restarted() {
     need_sshd!();
-    let far = Gw::start(Opts::default());
-    let s = Sshd::start();
-    let gw = gateway_with(vec![tunnel("t1", &s, free_port(), far.port, json!({}))]);
-    let (mut c, _) = Client::authed(&gw.url(), TOKEN).await;
+    let OneTunnel {
+        far: _far,
+        s,
+        gw,
+        mut c,
+    } = one_tunnel().await;
     let row = wait_row(&mut c, "t1", "up", up).await;
     let old = row["pid"].clone();
     let frozen = s.session_pids();
@@ -280,10 +302,12 @@ async fn bad_configurations_show_a_clear_state_and_the_gateway_carries_on() {
 #[tokio::test]
 async fn a_panicking_tunnel_actor_kills_its_ssh_and_is_restarted() {
     need_sshd!();
-    let far = Gw::start(Opts::default());
-    let s = Sshd::start();
-    let gw = gateway_with(vec![tunnel("t1", &s, free_port(), far.port, json!({}))]);
-    let (mut c, _) = Client::authed(&gw.url(), TOKEN).await;
+    let OneTunnel {
+        far: _far,
+        s,
+        gw,
+        mut c,
+    } = one_tunnel().await;
     let row = wait_row(&mut c, "t1", "up", up).await;
     let old = row["pid"].as_u64().unwrap() as u32;
     let r = c.call("debug.tunnel.panic", json!({"name": "t1"})).await;
@@ -306,10 +330,12 @@ async fn a_panicking_tunnel_actor_kills_its_ssh_and_is_restarted() {
 #[tokio::test]
 async fn tunnel_restart_command_forces_a_new_ssh() {
     need_sshd!();
-    let far = Gw::start(Opts::default());
-    let s = Sshd::start();
-    let gw = gateway_with(vec![tunnel("t1", &s, free_port(), far.port, json!({}))]);
-    let (mut c, _) = Client::authed(&gw.url(), TOKEN).await;
+    let OneTunnel {
+        far: _far,
+        s: _s,
+        gw,
+        mut c,
+    } = one_tunnel().await;
     let old = wait_row(&mut c, "t1", "up", up).await["pid"].clone();
     let port = gw.port.to_string();
     let env = [
