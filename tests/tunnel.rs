@@ -115,16 +115,7 @@ async fn tunnel_comes_up_and_openclaw_status_works_through_it() {
     // and the tunnel shows up in `status` and `openclaw tunnel status`
     let st = c.call("status", json!({})).await;
     assert_eq!(st["payload"]["tunnels"][0]["state"], "up");
-    let port = gw.port.to_string();
-    let env = [
-        ("OPENCLAW_GATEWAY_TOKEN", TOKEN),
-        ("OPENCLAW_GATEWAY_PORT", port.as_str()),
-    ];
-    let (code, out, _) = common::run_bounded(common::client_command(
-        &gw.home,
-        &env,
-        &["tunnel", "status"],
-    ));
+    let (code, out, _) = gw.cli(&["tunnel", "status"]);
     assert_eq!(code, 0);
     assert!(out.contains("t1") && out.contains(" up "), "{out}");
     gw.wait_audit("tunnel up", |v| {
@@ -280,16 +271,7 @@ async fn bad_configurations_show_a_clear_state_and_the_gateway_carries_on() {
         true,
         "the gateway is unaffected"
     );
-    let port = gw.port.to_string();
-    let env = [
-        ("OPENCLAW_GATEWAY_TOKEN", TOKEN),
-        ("OPENCLAW_GATEWAY_PORT", port.as_str()),
-    ];
-    let (code, out, _) = common::run_bounded(common::client_command(
-        &gw.home,
-        &env,
-        &["tunnel", "status"],
-    ));
+    let (code, out, _) = gw.cli(&["tunnel", "status"]);
     assert_eq!(code, 0);
     assert!(
         out.contains("configuration problem") && out.contains("Permission denied"),
@@ -337,27 +319,14 @@ async fn tunnel_restart_command_forces_a_new_ssh() {
         mut c,
     } = one_tunnel().await;
     let old = wait_row(&mut c, "t1", "up", up).await["pid"].clone();
-    let port = gw.port.to_string();
-    let env = [
-        ("OPENCLAW_GATEWAY_TOKEN", TOKEN),
-        ("OPENCLAW_GATEWAY_PORT", port.as_str()),
-    ];
-    let (code, out, err) = common::run_bounded(common::client_command(
-        &gw.home,
-        &env,
-        &["tunnel", "restart", "t1"],
-    ));
+    let (code, out, err) = gw.cli(&["tunnel", "restart", "t1"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("restarting"));
     wait_row(&mut c, "t1", "up with a new ssh", |r| {
         up(r) && r["pid"] != old
     })
     .await;
-    let (code, _, err) = common::run_bounded(common::client_command(
-        &gw.home,
-        &env,
-        &["tunnel", "restart", "nope"],
-    ));
+    let (code, _, err) = gw.cli(&["tunnel", "restart", "nope"]);
     assert_eq!(code, 1);
     assert!(err.contains("no tunnel named"), "{err}");
 }

@@ -1,5 +1,6 @@
 //! The root supervisor (one_for_one). Children, in start order: AuditLogger, Auth,
-//! Presence, SessionManager, then one Listener per address. All are permanent: a crashed
+//! Presence, SessionManager, TunnelSupervisor, then one Listener per address (none for
+//! `openclaw tunnel run`). All are permanent: a crashed
 //! child is restarted under the same name after a jittered backoff; more than 5 restarts in
 //! 30 s escalates (the root fails, the process exits non-zero, systemd restarts it).
 //! Shutdown is ordered: stop accepting, close sessions (1012) within the grace period, then

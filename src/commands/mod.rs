@@ -45,6 +45,28 @@ pub async fn connect(t: &Target, args: &TargetArgs, scopes: &[&str]) -> Result<C
     Conn::open(t, scopes, Duration::from_millis(args.timeout.max(1))).await
 }
 
+/// Connects with `scopes`, makes one call, closes: `(hello-ok payload, result)`.
+pub async fn call_once(
+    t: &Target,
+    args: &TargetArgs,
+    scopes: &[&str],
+    method: &str,
+    params: serde_json::Value,
+) -> Result<(serde_json::Value, serde_json::Value), ClientError> {
+    let mut c = connect(t, args, scopes).await?;
+    let res = c.call(method, params).await;
+    let hello = std::mem::take(&mut c.hello);
+    c.close().await;
+    res.map(|v| (hello, v))
+}
+
+/// A number, or `-` when absent (pids, durations in tables).
+pub fn num_or_dash(v: &serde_json::Value) -> String {
+    v.as_u64()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
 /// Pretty JSON for `--json`.
 pub fn print_json(v: &serde_json::Value) {
     crate::out!("{}", serde_json::to_string_pretty(v).unwrap_or_default());

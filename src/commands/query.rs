@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::{block_on, connect, fail, human_duration, print_json, target};
+use super::{block_on, call_once, connect, fail, human_duration, num_or_dash, print_json, target};
 use crate::cli::Global;
 use crate::target::TargetArgs;
 
@@ -84,10 +84,7 @@ fn print_status(url: &str, source: &str, hs_ms: f64, st: &Value, creds: &str) {
             "Tunnel     {} {} · pid {} · restarts {} · {}",
             t["name"].as_str().unwrap_or("?"),
             t["state"].as_str().unwrap_or("?"),
-            t["pid"]
-                .as_u64()
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "-".into()),
+            num_or_dash(&t["pid"]),
             t["restarts"],
             t["forward"].as_str().unwrap_or("")
         );
@@ -113,13 +110,10 @@ pub fn health(global: &Global, args: &TargetArgs, as_json: bool) -> i32 {
     };
     block_on(async move {
         let started = std::time::Instant::now();
-        let mut c = match connect(&t, args, &["operator.read"]).await {
-            Ok(c) => c,
-            Err(e) => return fail("health", &e),
-        };
-        let res = c.call("health", json!({})).await;
-        c.close().await;
-        match res {
+        match call_once(&t, args, &["operator.read"], "health", json!({}))
+            .await
+            .map(|(_, v)| v)
+        {
             Ok(v) if as_json => {
                 print_json(&v);
                 0
@@ -169,13 +163,10 @@ pub fn call(
         Err(c) => return c,
     };
     block_on(async move {
-        let mut c = match connect(&t, args, &["operator.admin"]).await {
-            Ok(c) => c,
-            Err(e) => return fail("gateway call", &e),
-        };
-        let res = c.call(method, params).await;
-        c.close().await;
-        match res {
+        match call_once(&t, args, &["operator.admin"], method, params)
+            .await
+            .map(|(_, v)| v)
+        {
             Ok(v) if as_json => {
                 print_json(&v);
                 0
@@ -196,20 +187,19 @@ pub fn connections(global: &Global, args: &TargetArgs, as_json: bool) -> i32 {
         Err(c) => return c,
     };
     block_on(async move {
-        let mut c = match connect(&t, args, &["operator.admin"]).await {
-            Ok(c) => c,
+        let (hello, v) = match call_once(
+            &t,
+            args,
+            &["operator.admin"],
+            "gateway.connections.list",
+            json!({}),
+        )
+        .await
+        {
+            Ok(x) => x,
             Err(e) => return fail("gateway connections", &e),
         };
-        let own = c.hello["server"]["connId"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        let res = c.call("gateway.connections.list", json!({})).await;
-        c.close().await;
-        let v = match res {
-            Ok(v) => v,
-            Err(e) => return fail("gateway connections", &e),
-        };
+        let own = hello["server"]["connId"].as_str().unwrap_or("").to_string();
         if as_json {
             print_json(&v);
             return 0;

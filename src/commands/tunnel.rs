@@ -5,8 +5,9 @@
 
 use serde_json::{json, Value};
 
-use super::{block_on, connect, fail, human_duration, print_json, target};
+use super::{block_on, call_once, fail, human_duration, num_or_dash, print_json, target};
 use crate::cli::Global;
+use crate::client::ClientError;
 use crate::target::TargetArgs;
 
 /// `openclaw tunnel status`.
@@ -16,16 +17,18 @@ pub fn status(global: &Global, args: &TargetArgs, as_json: bool) -> i32 {
         Err(c) => return c,
     };
     block_on(async move {
-        let (rows, source) = match connect(&t, args, &["operator.read"]).await {
-            Ok(mut c) => {
-                let r = c.call("gateway.tunnels.status", json!({})).await;
-                c.close().await;
-                match r {
-                    Ok(v) => (v["tunnels"].clone(), format!("gateway {}", t.url)),
-                    Err(e) => return fail("tunnel status", &e),
-                }
-            }
-            Err(e) if t.local && e.exit_code() == 1 => {
+        let (rows, source) = match call_once(
+            &t,
+            args,
+            &["operator.read"],
+            "gateway.tunnels.status",
+            json!({}),
+        )
+        .await
+        {
+            Ok((_, v)) => (v["tunnels"].clone(), format!("gateway {}", t.url)),
+            // No gateway answers on this machine: `openclaw tunnel run` keeps a state file.
+            Err(e @ ClientError::Unreachable(_)) if t.local => {
                 let path = t.state_dir.join("tunnels").join("status.json");
                 match std::fs::read_to_string(&path)
                     .ok()
@@ -75,10 +78,7 @@ pub fn print_rows(rows: &Value, source: &str) {
             "{:<14} {:<9} {:>8} {:>9} {:>9} {:>11}  {}",
             r["name"].as_str().unwrap_or("?"),
             r["state"].as_str().unwrap_or("?"),
-            r["pid"]
-                .as_u64()
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "-".into()),
+            num_or_dash(&r["pid"]),
             opt_ms(&r["uptimeMs"]),
             r["restarts"],
             opt_ms(&r["nextRetryInMs"]),
@@ -112,15 +112,15 @@ pub fn restart(global: &Global, args: &TargetArgs, name: &str) -> i32 {
         Err(c) => return c,
     };
     block_on(async move {
-        let mut c = match connect(&t, args, &["operator.admin"]).await {
-            Ok(c) => c,
-            Err(e) => return fail("tunnel restart", &e),
-        };
-        let r = c
-            .call("gateway.tunnels.restart", json!({"name": name}))
-            .await;
-        c.close().await;
-        match r {
+        match call_once(
+            &t,
+            args,
+            &["operator.admin"],
+            "gateway.tunnels.restart",
+            json!({"name": name}),
+        )
+        .await
+        {
             Ok(_) => {
                 crate::out!("tunnel {name}: restarting");
                 0

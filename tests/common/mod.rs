@@ -247,6 +247,17 @@ impl Gw {
         None
     }
 
+    /// Runs `openclaw ARGS` as a client of this gateway on its own machine (its HOME, its
+    /// port, the test token from the environment).
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let port = self.port.to_string();
+        let env = [
+            ("OPENCLAW_GATEWAY_TOKEN", TOKEN),
+            ("OPENCLAW_GATEWAY_PORT", port.as_str()),
+        ];
+        run_bounded(client_command(&self.home, &env, args))
+    }
+
     /// The gateway's stderr so far.
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.home.join("stderr.log")).unwrap_or_default()
