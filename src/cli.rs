@@ -258,21 +258,6 @@ pub struct CallArgs {
     pub json: bool,
 }
 
-/// Bind modes.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum BindMode {
-    /// 127.0.0.1 and [::1] (default).
-    Loopback,
-    /// 0.0.0.0 and :: (not supported yet).
-    Lan,
-    /// Tailscale address plus loopback (not supported yet).
-    Tailnet,
-    /// gateway.customBindHost (not supported yet).
-    Custom,
-    /// lan in containers, else loopback (not supported yet).
-    Auto,
-}
-
 /// Auth modes.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum AuthArg {
@@ -282,6 +267,8 @@ pub enum AuthArg {
     Token,
     /// Shared password.
     Password,
+    /// A reverse proxy in gateway.trustedProxies names the user.
+    TrustedProxy,
 }
 
 /// Log levels.
@@ -305,9 +292,10 @@ pub struct RunArgs {
     /// Port (default 18789; env OPENCLAW_GATEWAY_PORT; config gateway.port).
     #[arg(long)]
     pub port: Option<u16>,
-    /// Bind mode.
-    #[arg(long, value_enum)]
-    pub bind: Option<BindMode>,
+    /// Bind mode: loopback (default), lan, tailnet, custom, auto, or an IP address (custom).
+    /// Anything beyond loopback needs a token or password.
+    #[arg(long, value_name = "MODE|IP")]
+    pub bind: Option<String>,
     /// Auth mode.
     #[arg(long, value_enum)]
     pub auth: Option<AuthArg>,
@@ -327,19 +315,6 @@ pub struct RunArgs {
 
 // === impl ValueEnums as config strings ===
 
-impl BindMode {
-    /// Config spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BindMode::Loopback => "loopback",
-            BindMode::Lan => "lan",
-            BindMode::Tailnet => "tailnet",
-            BindMode::Custom => "custom",
-            BindMode::Auto => "auto",
-        }
-    }
-}
-
 impl AuthArg {
     /// Config spelling.
     pub fn as_str(self) -> &'static str {
@@ -347,6 +322,7 @@ impl AuthArg {
             AuthArg::None => "none",
             AuthArg::Token => "token",
             AuthArg::Password => "password",
+            AuthArg::TrustedProxy => "trusted-proxy",
         }
     }
 }

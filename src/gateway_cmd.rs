@@ -118,7 +118,7 @@ fn inputs(global: &Global, run: &RunArgs) -> Inputs {
         profile: global.profile.clone(),
         dev: global.dev,
         port: run.port,
-        bind: run.bind.map(|b| b.as_str().to_string()),
+        bind: run.bind.clone(),
         auth: run.auth.map(|a| a.as_str().to_string()),
         token: run.token.clone().map(Secret::new),
         password: run.password.clone().map(Secret::new),
@@ -131,6 +131,7 @@ async fn serve(settings: config::Settings, started: Instant) -> i32 {
     let log_file = settings.log_file.clone();
     let mode = settings.auth.mode;
     let source = settings.auth.source.clone();
+    let bind = settings.bind.clone();
     let gw = match gateway::start(settings).await {
         Ok(g) => g,
         Err(e) => {
@@ -148,6 +149,35 @@ async fn serve(settings: config::Settings, started: Instant) -> i32 {
         (AuthMode::Token, None) => crate::out!("auth: token (from {source})"),
         (AuthMode::Password, _) => crate::out!("auth: password (from {source})"),
         (AuthMode::None, _) => crate::out!("auth: none (loopback only)"),
+        (AuthMode::TrustedProxy, _) => crate::out!(
+            "auth: trusted-proxy (users named by {})",
+            shared_policy_proxies(&gw)
+        ),
+    }
+    if let Some(w) = &bind.warning {
+        eprintln!("openclaw gateway: warning: {w}");
+        tracing::warn!("{w}");
+    }
+    if bind.exposed {
+        let live = gw.shared.live();
+        let p = &live.policy;
+        crate::out!(
+            "exposed beyond loopback (bind {}): allowlist {}, rate limit {}, pre-auth cap {}/IP",
+            bind.mode,
+            p.allowed
+                .as_ref()
+                .map(|a| format!("{} entries", a.len()))
+                .unwrap_or_else(|| "off (any address may connect)".into()),
+            p.rate
+                .map(|r| format!(
+                    "{}/{} ms, {} connections",
+                    r.max_requests,
+                    r.window.as_millis(),
+                    r.max_connections
+                ))
+                .unwrap_or_else(|| "off".into()),
+            p.max_preauth_per_ip
+        );
     }
     crate::out!("audit log: {}", audit_file.display());
     crate::out!("gateway log: {}", log_file.display());
@@ -177,4 +207,13 @@ async fn serve(settings: config::Settings, started: Instant) -> i32 {
             EXIT_RUNTIME
         }
     }
+}
+
+fn shared_policy_proxies(gw: &gateway::Gateway) -> String {
+    gw.shared
+        .live()
+        .policy
+        .trusted_proxies
+        .to_strings()
+        .join(", ")
 }

@@ -68,9 +68,18 @@ async fn connect_device(
     (c, res)
 }
 
+/// A gateway that trusts forwarded headers from loopback, so a test can play a remote device
+/// by sending `X-Forwarded-For` (forwarded headers from anyone else are refused).
+fn behind_proxy() -> Opts {
+    Opts {
+        config: Some(r#"{ gateway: { trustedProxies: ["127.0.0.1", "::1"] } }"#.into()),
+        ..Default::default()
+    }
+}
+
 #[tokio::test]
 async fn local_v3_device_is_verified_and_silently_paired() {
-    let gw = Gw::start(Opts::default());
+    let gw = Gw::start(behind_proxy());
     let key = SigningKey::from_bytes(&[11u8; 32]);
     let (mut c, res) = connect_device(&gw.url(), &key, false, false).await;
     assert_eq!(res["ok"], true, "{res}");
@@ -108,7 +117,7 @@ async fn local_v3_device_is_verified_and_silently_paired() {
 
 #[tokio::test]
 async fn a_device_that_is_not_local_needs_pairing() {
-    let gw = Gw::start(Opts::default());
+    let gw = Gw::start(behind_proxy());
     let key = SigningKey::from_bytes(&[12u8; 32]);
     let (mut c, res) = connect_device(&gw.url(), &key, true, false).await;
     assert_eq!(res["error"]["code"], "NOT_PAIRED", "{res}");

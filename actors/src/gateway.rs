@@ -55,11 +55,10 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
         password: settings.auth.password.clone(),
     };
     let (handle, audit_args) = audit::channel(settings.audit_file.clone());
-    let shared = Arc::new(Shared::new(settings, handle, token_path));
+    let shared = Arc::new(Shared::new(settings, handle, token_path, secrets));
     let args = RootArgs {
         shared: shared.clone(),
         audit: audit_args,
-        secrets,
     };
     let (root, join) = Actor::spawn(Some(NAME.to_string()), RootActor, args)
         .await

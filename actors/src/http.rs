@@ -1,5 +1,10 @@
 //! HTTP on the gateway port: `/healthz`, `/readyz` (no auth, aggregate data only), a short
 //! note on `/`, 404 elsewhere, and the WebSocket upgrade on any path.
+//!
+//! Every request passes admission first ([`crate::guard`]): forwarding headers only from
+//! trusted proxies (else 403 `proxy_attribution_required`), then the IP allowlist (403). An
+//! upgrade also needs a pre-auth slot for its client (429) and, with the rate limit on, a
+//! `maxConnections` slot (429 with `Retry-After`). Refusals are audited.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -17,10 +22,13 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::audit::AuditEvent;
+use crate::guard::forwarded::{ForwardError, Forwarding};
+use crate::guard::{Admission, Policy, Refusal};
 use crate::protocol::frame_guard::GuardedIo;
 use crate::protocol::MAX_PREAUTH_PAYLOAD_BYTES;
 use crate::session::io::{ws_config, Io};
-use crate::session::RequestMeta;
+use crate::session::{Admitted, RequestMeta};
 use crate::session_manager::{self, NewConnection, SessionManagerMsg};
 use crate::shared::{Shared, VERSION};
 
@@ -32,8 +40,54 @@ pub async fn handle(
     peer: SocketAddr,
     shared: Arc<Shared>,
 ) -> Result<Resp, Infallible> {
+    let live = shared.live();
+    let h = req.headers();
+    let all = |n: &str| -> Vec<String> {
+        h.get_all(n)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect()
+    };
+    let fwd = Forwarding {
+        xff: all("x-forwarded-for"),
+        forwarded: all("forwarded"),
+        real_ip: all("x-real-ip").into_iter().next(),
+        other: h
+            .keys()
+            .any(|k| k.as_str().starts_with("x-forwarded-") && k != "x-forwarded-for"),
+    };
+    let header = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let admission = match live.policy.admit(peer.ip(), &fwd, &header) {
+        Ok(a) => a,
+        Err(r) => return Ok(refuse(&shared, peer, r, req.uri().path()).await),
+    };
     if is_upgrade(&req) {
-        return Ok(upgrade(&mut req, peer, shared));
+        return Ok(upgrade(&mut req, peer, shared, &live.policy, admission).await);
+    }
+    // Plain HTTP requests count against the same bucket as WebSocket requests.
+    if let Some(key) = live.policy.limit_key(&admission) {
+        if let Err(d) = shared.limiter.check(&key, std::time::Instant::now()) {
+            let text = crate::session::limit_key_text(&key);
+            if d.first {
+                let ev = AuditEvent::new("ratelimit.hit")
+                    .with("peer", peer.to_string())
+                    .with("key", text.as_str())
+                    .with(
+                        "path",
+                        req.uri().path().chars().take(128).collect::<String>(),
+                    )
+                    .with("retryAfterMs", d.retry_after.as_millis() as u64);
+                shared.audit.record(ev).await;
+            }
+            let mut r = text_resp(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("rate limited: {text} (gateway.rateLimit)\n"),
+            );
+            let secs = d.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            return Ok(r);
+        }
     }
     shared
         .counters
@@ -102,10 +156,78 @@ fn is_upgrade<B>(req: &Request<B>) -> bool {
         && has(header::CONNECTION, "upgrade")
 }
 
-fn upgrade(
+/// Answers a refused request and audits it.
+async fn refuse(shared: &Shared, peer: SocketAddr, r: Refusal, path: &str) -> Resp {
+    let (status, reason, text, client) = match &r {
+        Refusal::NotAllowed(client) => {
+            shared
+                .counters
+                .allowlist_denied
+                .fetch_add(1, Ordering::Relaxed);
+            (
+                StatusCode::FORBIDDEN,
+                "allowlist",
+                format!("forbidden: {client} is not in gateway.allowedIPs\n"),
+                Some(*client),
+            )
+        }
+        Refusal::Forwarding(e) => {
+            shared
+                .counters
+                .forwarding_refused
+                .fetch_add(1, Ordering::Relaxed);
+            let status = match e {
+                ForwardError::Malformed(_) => StatusCode::BAD_REQUEST,
+                _ => StatusCode::FORBIDDEN,
+            };
+            let reason = match e {
+                ForwardError::Malformed(_) => "bad_forwarded_header",
+                _ => "proxy_attribution_required",
+            };
+            (status, reason, format!("{}\n", e.describe()), None)
+        }
+    };
+    tracing::info!(%peer, reason, status = status.as_u16(), "request refused before upgrade");
+    let mut ev = AuditEvent::new("conn.denied")
+        .with("peer", peer.to_string())
+        .with("reason", reason)
+        .with("status", status.as_u16())
+        .with("path", path.chars().take(128).collect::<String>());
+    if let Some(c) = client {
+        ev = ev.with("client", c.to_string());
+    }
+    shared.audit.record(ev).await;
+    text_resp(status, text)
+}
+
+/// 429 with `Retry-After`, audited.
+async fn too_many(
+    shared: &Shared,
+    peer: SocketAddr,
+    reason: &'static str,
+    key: String,
+    retry_after_s: u64,
+    text: String,
+) -> Resp {
+    tracing::info!(%peer, reason, %key, "upgrade refused: too many connections");
+    let ev = AuditEvent::new("conn.denied")
+        .with("peer", peer.to_string())
+        .with("reason", reason)
+        .with("status", 429)
+        .with("key", key);
+    shared.audit.record(ev).await;
+    let mut r = text_resp(StatusCode::TOO_MANY_REQUESTS, text);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+    r
+}
+
+async fn upgrade(
     req: &mut Request<hyper::body::Incoming>,
     peer: SocketAddr,
     shared: Arc<Shared>,
+    policy: &Policy,
+    admission: Admission,
 ) -> Resp {
     let h = req.headers();
     let key = match h.get(header::SEC_WEBSOCKET_KEY) {
@@ -129,18 +251,62 @@ fn upgrade(
         );
     }
     let header_str = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let client = admission.attribution.client();
     let meta = RequestMeta {
         origin: header_str("origin"),
-        forwarded: [
-            "x-forwarded-for",
-            "forwarded",
-            "x-real-ip",
-            "x-forwarded-host",
-            "x-forwarded-proto",
-        ]
-        .iter()
-        .any(|n| h.contains_key(*n)),
+        forwarded: admission.attribution.proxied(),
+        client: admission.attribution.proxied().then_some(client),
+        proxy_user: admission.proxy_user.clone(),
         user_agent: header_str("user-agent"),
+    };
+    let Some(preauth) = shared
+        .preauth
+        .try_acquire(client, policy.max_preauth_per_ip)
+    else {
+        shared
+            .counters
+            .preauth_refused
+            .fetch_add(1, Ordering::Relaxed);
+        let max = policy.max_preauth_per_ip;
+        return too_many(
+            &shared,
+            peer,
+            "preauth_cap",
+            client.to_string(),
+            1,
+            format!(
+                "too many unauthenticated connections from {client} (limit {max}, \
+                 OPENCLAW_MAX_PREAUTH_CONNECTIONS_PER_IP)\n"
+            ),
+        )
+        .await;
+    };
+    let limit_key = policy.limit_key(&admission);
+    let conn = match (&limit_key, &policy.rate) {
+        (Some(k), Some(rate)) => match shared.limiter.open(k, std::time::Instant::now()) {
+            Some(p) => Some(p),
+            None => {
+                return too_many(
+                    &shared,
+                    peer,
+                    "max_connections",
+                    crate::session::limit_key_text(k),
+                    (rate.window.as_secs() / u64::from(rate.max_requests.max(1))).clamp(1, 60),
+                    format!(
+                        "too many connections from {} (gateway.rateLimit.maxConnections = {})\n",
+                        crate::session::limit_key_text(k),
+                        rate.max_connections
+                    ),
+                )
+                .await
+            }
+        },
+        _ => None,
+    };
+    let admitted = Admitted {
+        limit_key,
+        preauth: Some(preauth),
+        conn,
     };
     let on_upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
@@ -161,6 +327,7 @@ fn upgrade(
             ws,
             frame_limit,
             meta,
+            admitted,
         };
         let _ = mgr.cast(SessionManagerMsg::Open(Box::new(conn)));
     });

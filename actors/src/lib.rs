@@ -9,6 +9,10 @@
 //! - [`session_manager`]: spawns one Session actor per connection (temporary children).
 //! - [`session`]: the per-connection actor (handshake, requests, events) and its I/O task.
 //! - [`auth`]: the Auth actor (secret, device proof, pairing store) and its pure rules.
+//! - [`guard`]: admission before the upgrade (forwarded-header trust, IP allowlist, pre-auth
+//!   cap, request rate limit) as pure rules over a hot-reloadable policy.
+//! - [`rate_limiter`]: the RateLimiter actor (owns the limiter table's upkeep).
+//! - [`reloader`]: the Reloader actor (SIGHUP and config-file changes; live settings swap).
 //! - [`presence`]: the Presence actor (tick, presence, shutdown broadcasts).
 //! - [`tunnel_supervisor`]: the TunnelSupervisor actor (one Tunnel child per tunnel).
 //! - [`tunnel`]: the Tunnel actor, its pure ssh state machine, the ssh process owner, probes.
@@ -28,12 +32,15 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod gateway;
+pub mod guard;
 pub mod http;
 pub mod listener;
 pub mod logtail;
 pub mod methods;
 pub mod presence;
 pub mod protocol;
+pub mod rate_limiter;
+pub mod reloader;
 pub mod root;
 pub mod secret;
 pub mod session;

@@ -61,7 +61,11 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let sock = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
-        TcpSocket::new_v6()?
+        let s = TcpSocket::new_v6()?;
+        // `[::]` next to `0.0.0.0` (bind lan): IPv6 only, or the two would collide.
+        nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::Ipv6V6Only, &true)
+            .map_err(std::io::Error::from)?;
+        s
     };
     sock.set_reuseaddr(true)?;
     sock.bind(addr)?;

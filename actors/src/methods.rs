@@ -183,6 +183,52 @@ fn status(shared: &Shared) -> Value {
         "channelSummary": [],
         "sessions": {"paths": [], "count": 0, "defaults": {}, "recent": [], "byAgent": []},
         "tunnels": shared.tunnel_rows(),
+        "security": security(shared),
+    })
+}
+
+/// The admission rules in force and their counters (no secrets).
+fn security(shared: &Shared) -> Value {
+    let live = shared.live();
+    let p = &live.policy;
+    let c = &shared.counters;
+    let s = &shared.settings;
+    let (mem, mem_max) = shared.limiter.memory();
+    json!({
+        "bind": s.bind.mode,
+        "exposed": s.bind.exposed,
+        "allowlist": p.allowed.as_ref().map(|a| a.to_strings()),
+        "allowLoopback": p.allow_loopback,
+        "trustedProxies": p.trusted_proxies.to_strings(),
+        "rateLimit": p.rate.map(|r| json!({
+            "maxRequests": r.max_requests,
+            "windowMs": r.window.as_millis() as u64,
+            "maxConnections": r.max_connections,
+            "exemptLoopback": r.exempt_loopback,
+        })),
+        "limiter": {
+            "keys": shared.limiter.len(),
+            "maxKeys": shared.limiter.max_keys(),
+            "bytes": mem,
+            "maxBytes": mem_max,
+            "denied": shared.limiter.denied.load(Ordering::Relaxed),
+            "connectionsDenied": shared.limiter.conns_denied.load(Ordering::Relaxed),
+        },
+        "maxPreauthPerIp": p.max_preauth_per_ip,
+        "preauthRefused": c.preauth_refused.load(Ordering::Relaxed),
+        "allowlistDenied": c.allowlist_denied.load(Ordering::Relaxed),
+        "forwardingRefused": c.forwarding_refused.load(Ordering::Relaxed),
+        "lockout": live.lockout.map(|l| json!({
+            "maxAttempts": l.max_attempts,
+            "windowMs": l.window.as_millis() as u64,
+            "lockoutMs": l.lockout.as_millis() as u64,
+            "exemptLoopback": l.exempt_loopback,
+        })),
+        "reload": {
+            "generation": live.generation,
+            "reloads": c.reloads.load(Ordering::Relaxed),
+            "failed": c.reloads_failed.load(Ordering::Relaxed),
+        },
     })
 }
 
@@ -196,7 +242,7 @@ fn config_get(shared: &Shared) -> Value {
         "hash": shared.config_hash,
         "effective": {
             "port": shared.port.load(Ordering::Relaxed),
-            "bind": "loopback",
+            "bind": s.bind.mode,
             "authMode": shared.auth_mode_name(),
             "handshakeTimeoutMs": s.handshake_timeout.as_millis() as u64,
             "tickIntervalMs": s.tick_interval.as_millis() as u64,

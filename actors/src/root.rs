@@ -1,6 +1,6 @@
 //! The root supervisor (one_for_one). Children, in start order: AuditLogger, Auth,
-//! Presence, SessionManager, TunnelSupervisor, then one Listener per address (none for
-//! `openclaw tunnel run`). All are permanent: a crashed
+//! RateLimiter, Reloader, Presence, SessionManager, TunnelSupervisor, then one Listener per
+//! address (none for `openclaw tunnel run`). All are permanent: a crashed
 //! child is restarted under the same name after a jittered backoff; more than 5 restarts in
 //! 30 s escalates (the root fails, the process exits non-zero, systemd restarts it).
 //! Shutdown is ordered: stop accepting, close sessions (1012) within the grace period, then
@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use crate::audit::{self, AuditArgs, AuditEvent, AuditLoggerActor};
-use crate::auth::rules::Secrets;
 use crate::auth::{self, AuthActor, AuthArgs};
 use crate::listener::{ListenerActor, ListenerArgs};
 use crate::presence::{self, PresenceActor};
+use crate::rate_limiter::{self, RateLimiterActor};
+use crate::reloader::{self, ReloaderActor};
 use crate::session_manager::{self, SessionManagerActor, SessionManagerMsg};
 use crate::shared::Shared;
 use crate::supervisor::{Backoff, ChildSpec, Decision, Intensity, Restart, Supervisor};
@@ -46,8 +47,6 @@ pub struct RootArgs {
     pub shared: Arc<Shared>,
     /// For (re)starting the audit logger.
     pub audit: AuditArgs,
-    /// For (re)starting the auth actor.
-    pub secrets: Secrets,
 }
 
 /// Messages to the root.
@@ -96,6 +95,8 @@ fn specs(listeners: usize) -> Vec<ChildSpec> {
     let mut v = vec![
         spec(audit::NAME, 15),
         spec(auth::NAME, 5),
+        spec(rate_limiter::NAME, 5),
+        spec(reloader::NAME, 5),
         spec(presence::NAME, 5),
         spec(session_manager::NAME, 5),
         spec(tunnel_supervisor::NAME, 10),
@@ -119,16 +120,18 @@ async fn spawn_child(
             .await?
             .0
             .get_cell(),
-        auth::NAME => {
-            let a = AuthArgs {
-                shared,
-                secrets: args.secrets.clone(),
-            };
-            Actor::spawn_linked(n, AuthActor, a, sup)
-                .await?
-                .0
-                .get_cell()
-        }
+        auth::NAME => Actor::spawn_linked(n, AuthActor, AuthArgs { shared }, sup)
+            .await?
+            .0
+            .get_cell(),
+        rate_limiter::NAME => Actor::spawn_linked(n, RateLimiterActor, shared, sup)
+            .await?
+            .0
+            .get_cell(),
+        reloader::NAME => Actor::spawn_linked(n, ReloaderActor, shared, sup)
+            .await?
+            .0
+            .get_cell(),
         presence::NAME => Actor::spawn_linked(n, PresenceActor, shared, sup)
             .await?
             .0
@@ -150,7 +153,7 @@ async fn spawn_child(
             let addr = shared.settings.listen[i];
             let la = ListenerArgs {
                 addr,
-                optional: addr.is_ipv6(),
+                optional: shared.settings.optional_listen.contains(&addr),
                 shared,
             };
             Actor::spawn_linked(n, ListenerActor, la, sup)

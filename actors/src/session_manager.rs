@@ -34,6 +34,8 @@ pub struct NewConnection {
     pub frame_limit: Arc<AtomicUsize>,
     /// Upgrade request details.
     pub meta: RequestMeta,
+    /// Admission permits and limit key.
+    pub admitted: crate::session::Admitted,
 }
 
 /// Messages to the session manager.
@@ -183,6 +185,7 @@ async fn open(me: &ActorRef<SessionManagerMsg>, st: &mut SessionManagerState, co
         frame_limit: conn.frame_limit,
         shared: st.shared.clone(),
         meta: conn.meta,
+        admitted: conn.admitted,
     };
     match Actor::spawn_linked(None, SessionActor, args, me.get_cell()).await {
         Ok((session, _)) => {

@@ -95,6 +95,30 @@ pub struct Counters {
     pub requests: AtomicU64,
     /// HTTP requests (not upgrades).
     pub http_requests: AtomicU64,
+    /// Requests refused by the IP allowlist (HTTP 403).
+    pub allowlist_denied: AtomicU64,
+    /// Requests refused for untrusted or malformed forwarding headers.
+    pub forwarding_refused: AtomicU64,
+    /// Upgrades refused by the pre-auth cap (HTTP 429).
+    pub preauth_refused: AtomicU64,
+    /// Config reloads applied.
+    pub reloads: AtomicU64,
+    /// Config reloads refused (invalid file; the old settings stay).
+    pub reloads_failed: AtomicU64,
+}
+
+/// What hot reload may change, swapped whole (readers take a snapshot: one lock, one
+/// `Arc` clone, then no lock while they use it).
+#[derive(Debug, Clone)]
+pub struct Live {
+    /// The secrets in force (including a generated runtime token).
+    pub secrets: crate::auth::rules::Secrets,
+    /// Admission rules.
+    pub policy: crate::guard::Policy,
+    /// Auth-failure lockout.
+    pub lockout: Option<crate::auth::lockout::LockoutConfig>,
+    /// Bumped by each applied reload.
+    pub generation: u64,
 }
 
 /// Everything shared, behind one `Arc`.
@@ -132,6 +156,12 @@ pub struct Shared {
     pub hostname: String,
     /// Tunnel status rows by name, published by the Tunnel actors.
     pub tunnels: Mutex<std::collections::BTreeMap<String, Value>>,
+    /// Hot-reloadable settings.
+    pub live: RwLock<Arc<Live>>,
+    /// The request rate limit's table (owned by the RateLimiter actor; checked in place).
+    pub limiter: Arc<crate::guard::limiter::Limiter>,
+    /// Pre-auth connections per client address.
+    pub preauth: Arc<crate::guard::preauth::PreauthTable>,
 }
 
 // === impl Shared ===
@@ -142,7 +172,19 @@ impl Shared {
         settings: Settings,
         audit: AuditHandle,
         runtime_token_path: Option<PathBuf>,
+        secrets: crate::auth::rules::Secrets,
     ) -> Self {
+        let live = Live {
+            secrets,
+            policy: settings.policy.clone(),
+            lockout: settings.lockout,
+            generation: 0,
+        };
+        let limiter = crate::guard::limiter::Limiter::new(
+            settings.policy.rate.unwrap_or_default(),
+            crate::guard::limiter::DEFAULT_MAX_KEYS,
+            Instant::now(),
+        );
         let raw = std::fs::read(&settings.paths.config_path).unwrap_or_default();
         let config_hash = crate::protocol::device::device_id(&raw);
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -165,7 +207,26 @@ impl Shared {
             config_hash,
             hostname,
             tunnels: Mutex::new(Default::default()),
+            live: RwLock::new(Arc::new(live)),
+            limiter: Arc::new(limiter),
+            preauth: Arc::default(),
         }
+    }
+
+    /// The hot-reloadable settings now.
+    pub fn live(&self) -> Arc<Live> {
+        self.live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Swaps in new hot-reloadable settings.
+    pub fn set_live(&self, live: Live) {
+        *self
+            .live
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(live);
     }
 
     /// Uptime in ms.
@@ -223,6 +284,7 @@ impl Shared {
             crate::config::AuthMode::None => "none",
             crate::config::AuthMode::Token => "token",
             crate::config::AuthMode::Password => "password",
+            crate::config::AuthMode::TrustedProxy => "trusted-proxy",
         }
     }
 

@@ -18,7 +18,7 @@ use crate::protocol::device::canonical_public_key;
 use crate::protocol::errors::ErrorShape;
 use crate::shared::{now_ms, Shared};
 use devices::{DeviceStore, PairedDevice};
-use rules::{Pairing, Secrets, Verdict};
+use rules::{Pairing, Verdict};
 
 /// Registered name of the auth actor.
 pub const NAME: &str = "openclaw.auth";
@@ -28,10 +28,8 @@ pub struct AuthActor;
 
 /// Start-up arguments.
 pub struct AuthArgs {
-    /// Shared state (settings, audit).
+    /// Shared state (settings, live secrets, audit).
     pub shared: Arc<Shared>,
-    /// The secrets in force (including a generated runtime token).
-    pub secrets: Secrets,
 }
 
 /// What a session needs decided.
@@ -41,6 +39,10 @@ pub struct AuthRequest {
     pub conn_id: String,
     /// TCP peer.
     pub peer: SocketAddr,
+    /// The client: the TCP peer, or who a trusted proxy says it forwards.
+    pub client: std::net::IpAddr,
+    /// The user a trusted proxy names (auth mode `trusted-proxy`), or why it names none.
+    pub proxy_user: Option<Result<String, &'static str>>,
     /// Loopback without proxy headers or `Origin`.
     pub local: bool,
     /// The challenge nonce sent to this connection.
@@ -85,10 +87,10 @@ pub enum AuthMsg {
     Prune,
 }
 
-/// State: secrets and the device store.
+/// State: the device store and the lockout table. Secrets are read from [`Shared::live`] at
+/// each handshake, so a reload (or a restart of this actor) always uses the newest ones.
 pub struct AuthState {
     shared: Arc<Shared>,
-    secrets: Secrets,
     store: DeviceStore,
     pending: std::collections::HashMap<String, String>,
     /// Generation of the store; writes of older snapshots are skipped.
@@ -123,11 +125,10 @@ impl Actor for AuthActor {
         args: AuthArgs,
     ) -> Result<AuthState, ActorProcessingErr> {
         let store = DeviceStore::load(&args.shared.settings.paths.state_dir);
-        let lockout = args.shared.settings.lockout.map(lockout::Lockout::new);
+        let lockout = args.shared.live().lockout.map(lockout::Lockout::new);
         me.send_interval(std::time::Duration::from_secs(30), || AuthMsg::Prune);
         Ok(AuthState {
             shared: args.shared,
-            secrets: args.secrets,
             store,
             pending: Default::default(),
             generation: 0,
@@ -160,16 +161,21 @@ impl Actor for AuthActor {
 
 async fn authenticate(state: &mut AuthState, req: &AuthRequest) -> AuthReply {
     let now = std::time::Instant::now();
+    let live = state.shared.live();
+    if state.lockout.as_ref().map(|l| *l.config()) != live.lockout {
+        // A reload changed the lockout rules: start over with the new ones.
+        state.lockout = live.lockout.map(lockout::Lockout::new);
+    }
     let key = state
         .lockout
         .as_ref()
-        .and_then(|l| lockout::key_for(l.config(), req.peer.ip(), req.origin.as_deref()));
+        .and_then(|l| lockout::key_for(l.config(), req.client, req.origin.as_deref()));
     if let (Some(l), Some(k)) = (state.lockout.as_mut(), key.as_deref()) {
         if let Err(retry) = l.check(k, now) {
             return locked_out(state, req, retry).await;
         }
     }
-    let reply = decide_and_audit(state, req).await;
+    let reply = decide_and_audit(state, req, &live).await;
     if let (Some(l), Some(k)) = (state.lockout.as_mut(), key.as_deref()) {
         match &reply {
             (_, true) => {
@@ -225,30 +231,46 @@ async fn locked_out(state: &AuthState, req: &AuthRequest, retry: std::time::Dura
 }
 
 /// Runs the rules and audits; the bool says whether a wrong credential was presented.
-async fn decide_and_audit(state: &mut AuthState, req: &AuthRequest) -> (AuthReply, bool) {
+async fn decide_and_audit(
+    state: &mut AuthState,
+    req: &AuthRequest,
+    live: &crate::shared::Live,
+) -> (AuthReply, bool) {
     let p = &req.params;
     let store = &state.store;
-    let verdict = rules::decide(
-        &state.secrets,
-        p,
-        &req.nonce,
-        req.local,
-        |id| {
-            if store.devices.contains_key(id) {
-                Pairing::Paired
-            } else {
-                Pairing::Unknown
-            }
-        },
-        now_ms(),
-    );
-    let base = AuditEvent::new("auth")
+    let pairing = |id: &str| {
+        if store.devices.contains_key(id) {
+            Pairing::Paired
+        } else {
+            Pairing::Unknown
+        }
+    };
+    let verdict = match (&live.secrets.mode, &live.policy.proxy_auth) {
+        (crate::config::AuthMode::TrustedProxy, Some(pa)) => rules::decide_trusted_proxy(
+            &live.secrets,
+            pa,
+            req.proxy_user.as_ref(),
+            p,
+            &req.nonce,
+            req.local,
+            pairing,
+            now_ms(),
+        ),
+        _ => rules::decide(&live.secrets, p, &req.nonce, req.local, pairing, now_ms()),
+    };
+    let mut base = AuditEvent::new("auth")
         .with("connId", req.conn_id.as_str())
         .with("peer", req.peer.to_string())
         .with("clientId", p.client.id.as_str())
         .with("clientMode", p.client.mode.as_str())
         .with("clientVersion", p.client.version.as_str())
         .with("role", p.role());
+    if req.client != req.peer.ip() {
+        base = base.with("client", req.client.to_string());
+    }
+    if let Some(Ok(user)) = &req.proxy_user {
+        base = base.with("user", user.as_str());
+    }
     let shared = state.shared.clone();
     let counters = &shared.counters;
     match verdict {
@@ -353,7 +375,7 @@ fn approve(state: &mut AuthState, req: &AuthRequest, id: &str) {
         platform: p.client.platform.clone(),
         approved_at_ms: now_ms(),
         approved_via: "silent".into(),
-        remote_ip: req.peer.ip().to_string(),
+        remote_ip: req.client.to_string(),
     };
     state.store.devices.insert(id.to_string(), entry);
     state.pending.remove(id);

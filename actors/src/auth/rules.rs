@@ -77,6 +77,7 @@ pub fn check_secret(secrets: &Secrets, params: &ConnectParams) -> SecretCheck {
     let present = |v: &Option<String>| v.clone().filter(|s| !Secret::new(s.clone()).is_unset());
     let (configured, presented, method, mismatch) = match secrets.mode {
         AuthMode::None => return SecretCheck::Ok("none"),
+        AuthMode::TrustedProxy => return SecretCheck::Failed("trusted_proxy_required"),
         AuthMode::Token => (
             &secrets.token,
             present(&auth.token).or(present(&auth.password)),
@@ -231,6 +232,69 @@ pub fn decide(
             },
             (Pairing::Unknown, false) => Verdict::NeedsPairing { device_id: id },
         },
+    }
+}
+
+/// Auth mode `trusted-proxy` (PROTOCOL §5): the user a trusted proxy names is the credential
+/// and gets `identityScopes` (intersected with what the client asks for); a local-direct
+/// connection may fall back to the password; anyone else is refused.
+#[allow(clippy::too_many_arguments)]
+pub fn decide_trusted_proxy(
+    secrets: &Secrets,
+    proxy: &crate::guard::ProxyAuth,
+    user: Option<&Result<String, &'static str>>,
+    params: &ConnectParams,
+    challenge_nonce: &str,
+    local: bool,
+    pairing: impl Fn(&str) -> Pairing,
+    now_ms: i64,
+) -> Verdict {
+    match user {
+        Some(Ok(_)) => {
+            let scopes = params
+                .requested_scopes()
+                .iter()
+                .filter(|s| crate::protocol::scopes::satisfies(&proxy.identity_scopes, s))
+                .cloned()
+                .collect();
+            Verdict::Accept {
+                method: "trusted-proxy",
+                scopes,
+                device_id: None,
+                approve_device: false,
+            }
+        }
+        _ if local && secrets.password.is_some() => {
+            let fallback = Secrets {
+                mode: AuthMode::Password,
+                ..secrets.clone()
+            };
+            decide(&fallback, params, challenge_nonce, local, pairing, now_ms)
+        }
+        other => {
+            let reason = match other {
+                Some(Err(r)) => *r,
+                _ => "trusted_proxy_not_proxied",
+            };
+            let error = ErrorShape::new(
+                code::INVALID_REQUEST,
+                format!(
+                    "unauthorized: the trusted proxy did not authenticate this connection \
+                     ({reason}); connect through the proxy in gateway.trustedProxies"
+                ),
+            )
+            .with_details(json!({
+                "code": "AUTH_TRUSTED_PROXY",
+                "authReason": reason,
+                "canRetryWithDeviceToken": false,
+                "recommendedNextStep": "update_auth_credentials",
+            }));
+            Verdict::Reject {
+                error,
+                reason: reason.to_string(),
+                wrong_credential: false,
+            }
+        }
     }
 }
 

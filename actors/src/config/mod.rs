@@ -2,13 +2,15 @@
 //! into the [`Settings`] the runtime uses.
 
 pub mod load;
+pub mod policy;
 pub mod resolve;
 pub mod schema;
 pub mod tunnels;
 
 pub use load::ConfigError;
 pub use resolve::{
-    resolve, resolve_paths, AuthMode, AuthSettings, Inputs, Paths, Settings, Source,
+    resolve, resolve_paths, resolve_with, AuthMode, AuthSettings, BindPlan, HostInfo, Inputs,
+    Paths, Settings, Source,
 };
 pub use schema::FileConfig;
 

@@ -69,6 +69,31 @@ pub enum AuthMode {
     Token,
     /// Shared password.
     Password,
+    /// A trusted reverse proxy names the user (`gateway.auth.trustedProxy`).
+    TrustedProxy,
+}
+
+/// `gateway.bind` / `--bind`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindPlan {
+    /// `loopback` | `lan` | `tailnet` | `custom` | `auto`.
+    pub mode: &'static str,
+    /// The mode's address, for `custom` (and the tailnet address found, for `tailnet`).
+    pub host: Option<IpAddr>,
+    /// Whether any listener is reachable from another machine.
+    pub exposed: bool,
+    /// Said once at start-up (tailnet without a tailnet address).
+    pub warning: Option<String>,
+    /// Where the mode came from.
+    pub source: Source,
+}
+
+/// What start-up needs to know about this machine (fakeable in tests).
+pub struct HostInfo {
+    /// Addresses on local interfaces.
+    pub addrs: Box<dyn Fn() -> Vec<IpAddr>>,
+    /// Running inside a container (for `bind: "auto"`).
+    pub in_container: Box<dyn Fn() -> bool>,
 }
 
 /// Resolved authentication settings.
@@ -117,6 +142,48 @@ pub struct Settings {
     pub tunnels: Vec<super::tunnels::TunnelSpec>,
     /// Auth-failure lockout (`None` when `gateway.auth.rateLimit.enabled` is false).
     pub lockout: Option<crate::auth::lockout::LockoutConfig>,
+    /// Bind mode and exposure.
+    pub bind: BindPlan,
+    /// Listen addresses that may be skipped when the address family is unavailable.
+    pub optional_listen: Vec<SocketAddr>,
+    /// Admission rules (allowlist, proxies, rate limit, pre-auth cap); hot-reloadable.
+    pub policy: crate::guard::Policy,
+    /// The command-line inputs, kept for reloads.
+    pub inputs: Inputs,
+}
+
+// === impl HostInfo ===
+
+impl HostInfo {
+    /// This machine: interface addresses from `getifaddrs`, container markers on disk.
+    pub fn real() -> Self {
+        Self {
+            addrs: Box::new(|| {
+                nix::ifaddrs::getifaddrs()
+                    .map(|it| {
+                        it.filter_map(|i| {
+                            let a = i.address?;
+                            a.as_sockaddr_in()
+                                .map(|v| IpAddr::V4(v.ip()))
+                                .or_else(|| a.as_sockaddr_in6().map(|v| IpAddr::V6(v.ip())))
+                        })
+                        .collect()
+                    })
+                    .unwrap_or_default()
+            }),
+            in_container: Box::new(|| {
+                Path::new("/.dockerenv").exists()
+                    || Path::new("/run/.containerenv").exists()
+                    || std::env::var_os("container").is_some()
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for HostInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HostInfo")
+    }
 }
 
 // === impl Source ===
@@ -180,6 +247,15 @@ pub fn resolve(
     inputs: &Inputs,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Settings, ConfigError> {
+    resolve_with(inputs, env, &HostInfo::real())
+}
+
+/// [`resolve`] with the machine's facts passed in.
+pub fn resolve_with(
+    inputs: &Inputs,
+    env: &dyn Fn(&str) -> Option<String>,
+    host: &HostInfo,
+) -> Result<Settings, ConfigError> {
     let paths = resolve_paths(
         inputs.config.as_deref(),
         inputs.profile.as_deref(),
@@ -208,10 +284,11 @@ pub fn resolve(
         )));
     }
     let port = resolve_port(inputs, g.port, &cfg_path, env)?;
-    check_bind(inputs, &file, &cfg_path)?;
+    let (bind, listen, optional_listen) = resolve_bind(inputs, &file, &cfg_path, port, host)?;
     refuse_unbuilt(&file, &cfg_path)?;
     let auth = resolve_auth(inputs, &file, &cfg_path, env)?;
-    check_token_rules(&file, &auth, &cfg_path)?;
+    check_exposure(&bind, &listen, &auth)?;
+    check_token_rules(&file, &auth, &cfg_path, bind.exposed)?;
     check_cdp(&file, &cfg_path)?;
     let ms = |v: Option<u64>,
               key: &'static str,
@@ -270,10 +347,8 @@ pub fn resolve(
     let audit_file = paths.state_dir.join("logs").join("audit.jsonl");
     let tunnels = super::tunnels::validate(file.tunnels.as_deref().unwrap_or(&[]), &cfg_path)?;
     let lockout = resolve_lockout(&file, &cfg_path)?;
-    let listen = vec![
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
-        SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
-    ];
+    check_cdp_ports(&file, &tunnels, port, &cfg_path)?;
+    let policy = super::policy::resolve_policy(&file, &cfg_path, env, &auth, bind.exposed)?;
     Ok(Settings {
         paths,
         config_file_exists: exists,
@@ -290,10 +365,15 @@ pub fn resolve(
         audit_file,
         tunnels,
         lockout,
+        bind,
+        optional_listen,
+        policy,
+        inputs: inputs.clone(),
     })
 }
 
-fn invalid(file: &Path, path: &str, msg: String) -> ConfigError {
+/// A config value error naming the file and the key.
+pub(crate) fn invalid(file: &Path, path: &str, msg: String) -> ConfigError {
     ConfigError::Invalid {
         file: file.to_path_buf(),
         path: path.to_string(),
@@ -328,33 +408,204 @@ fn resolve_port(
     })
 }
 
-fn check_bind(inputs: &Inputs, file: &FileConfig, cfg: &Path) -> Result<(), ConfigError> {
-    let (bind, source) = match (&inputs.bind, &file.gateway.bind) {
-        (Some(b), _) => (b.as_str(), Source::Flag("--bind")),
-        (None, Some(b)) => (b.as_str(), Source::File(cfg.to_path_buf(), "gateway.bind")),
-        _ => ("loopback", Source::Default),
+type Listen = (BindPlan, Vec<SocketAddr>, Vec<SocketAddr>);
+
+/// Turns the bind mode into listen addresses (PROTOCOL §6 "Bind modes").
+fn resolve_bind(
+    inputs: &Inputs,
+    file: &FileConfig,
+    cfg: &Path,
+    port: u16,
+    host: &HostInfo,
+) -> Result<Listen, ConfigError> {
+    let g = &file.gateway;
+    let (bind, source) = match (&inputs.bind, &g.bind) {
+        (Some(b), _) => (b.trim().to_string(), Source::Flag("--bind")),
+        (None, Some(b)) => (
+            b.trim().to_string(),
+            Source::File(cfg.to_path_buf(), "gateway.bind"),
+        ),
+        _ => ("loopback".to_string(), Source::Default),
     };
-    match bind {
-        "loopback" => {}
-        "lan" | "tailnet" | "custom" | "auto" => {
+    let v4 = |ip: Ipv4Addr| SocketAddr::new(IpAddr::V4(ip), port);
+    let v6 = |ip: Ipv6Addr| SocketAddr::new(IpAddr::V6(ip), port);
+    let loopback = vec![v4(Ipv4Addr::LOCALHOST), v6(Ipv6Addr::LOCALHOST)];
+    let opt_v6 = vec![v6(Ipv6Addr::LOCALHOST)];
+    let plan = |mode, host, exposed| BindPlan {
+        mode,
+        host,
+        exposed,
+        warning: None,
+        source: source.clone(),
+    };
+    let lan = |mode| {
+        (
+            plan(mode, None, true),
+            vec![v4(Ipv4Addr::UNSPECIFIED), v6(Ipv6Addr::UNSPECIFIED)],
+            vec![v6(Ipv6Addr::UNSPECIFIED)],
+        )
+    };
+    // `--bind 10.0.0.5` is `custom` with that address.
+    let literal = bind.parse::<IpAddr>().ok();
+    let custom_host = || -> Result<IpAddr, ConfigError> {
+        if let Some(ip) = literal {
+            return Ok(ip);
+        }
+        let Some(h) = g.custom_bind_host.as_deref() else {
             return Err(ConfigError::Refused(format!(
-                "bind mode {bind:?} ({source}) is not supported yet: this build listens on \
-                 loopback only (127.0.0.1 and [::1]); reach it remotely through an SSH tunnel, \
-                 or use --bind loopback"
-            )))
+                "bind mode \"custom\" ({source}) needs an address: set gateway.customBindHost \
+                 in {} or pass --bind <IP>",
+                cfg.display()
+            )));
+        };
+        h.trim()
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<IpAddr>()
+            .map_err(|_| {
+                invalid(
+                    cfg,
+                    "gateway.customBindHost",
+                    format!("{h:?} is not an IP address (e.g. \"192.168.1.10\" or \"::1\")"),
+                )
+            })
+    };
+    if literal.is_none() && bind != "custom" && g.custom_bind_host.is_some() {
+        return Err(invalid(
+            cfg,
+            "gateway.customBindHost",
+            format!("is set, but the bind mode is {bind:?} ({source}); use bind \"custom\" or remove it"),
+        ));
+    }
+    Ok(match bind.as_str() {
+        "loopback" => (plan("loopback", None, false), loopback, opt_v6),
+        "lan" => lan("lan"),
+        "auto" if (host.in_container)() => lan("auto"),
+        "auto" => (plan("auto", None, false), loopback, opt_v6),
+        "tailnet" => {
+            let tailnet: ipnet::Ipv4Net = "100.64.0.0/10".parse().expect("constant CIDR");
+            let found = (host.addrs)().into_iter().find_map(|a| match a {
+                IpAddr::V4(v) if tailnet.contains(&v) => Some(v),
+                _ => None,
+            });
+            match found {
+                Some(ip) => (
+                    plan("tailnet", Some(IpAddr::V4(ip)), true),
+                    vec![v4(ip), v4(Ipv4Addr::LOCALHOST), v6(Ipv6Addr::LOCALHOST)],
+                    opt_v6,
+                ),
+                None => {
+                    let mut p = plan("tailnet", None, false);
+                    p.warning = Some(
+                        "bind mode \"tailnet\": no Tailscale address (100.64.0.0/10) on any \
+                         interface; listening on loopback only (is tailscaled up?)"
+                            .into(),
+                    );
+                    (p, loopback, opt_v6)
+                }
+            }
+        }
+        _ if literal.is_some() || bind == "custom" => {
+            let ip = custom_host()?;
+            if ip.is_unspecified() {
+                (
+                    plan("custom", Some(ip), true),
+                    vec![SocketAddr::new(ip, port)],
+                    Vec::new(),
+                )
+            } else if ip.is_loopback() {
+                (
+                    plan("custom", Some(ip), false),
+                    vec![SocketAddr::new(ip, port)],
+                    Vec::new(),
+                )
+            } else {
+                // A specific address also keeps the loopback listener local clients expect.
+                (
+                    plan("custom", Some(ip), true),
+                    vec![SocketAddr::new(ip, port), v4(Ipv4Addr::LOCALHOST)],
+                    Vec::new(),
+                )
+            }
         }
         other => {
             return Err(ConfigError::Refused(format!(
-                "bind mode {other:?} ({source}) is not one of loopback, lan, tailnet, custom, auto"
+                "bind mode {other:?} ({source}) is not one of loopback, lan, tailnet, custom, \
+                 auto, or an IP address"
             )))
         }
+    })
+}
+
+/// A listener beyond loopback needs a secret (or a trusted proxy) in front of it.
+fn check_exposure(
+    bind: &BindPlan,
+    listen: &[SocketAddr],
+    auth: &AuthSettings,
+) -> Result<(), ConfigError> {
+    if !bind.exposed {
+        return Ok(());
     }
-    if file.gateway.custom_bind_host.is_some() {
-        return Err(refused_unbuilt(
-            cfg,
-            "gateway.customBindHost",
-            "custom bind addresses",
-        ));
+    let secured = match auth.mode {
+        AuthMode::Token => auth.token.is_some(),
+        AuthMode::Password => auth.password.is_some(),
+        AuthMode::TrustedProxy => true,
+        AuthMode::None => false,
+    };
+    if secured {
+        return Ok(());
+    }
+    let addr = listen
+        .iter()
+        .find(|a| !a.ip().is_loopback())
+        .copied()
+        .unwrap_or(listen[0]);
+    let why = if auth.mode == AuthMode::None {
+        format!("auth mode is none ({})", auth.source)
+    } else {
+        "no token is configured (a generated runtime token is for loopback only)".into()
+    };
+    Err(ConfigError::Refused(format!(
+        "refusing to bind gateway to {addr} without auth (set gateway.auth.token or \
+         OPENCLAW_GATEWAY_TOKEN, or gateway.auth.password / OPENCLAW_GATEWAY_PASSWORD; or keep \
+         --bind loopback and use an SSH tunnel): bind {} comes from {}, and {why}",
+        bind.mode, bind.source
+    )))
+}
+
+/// The browser's CDP ports (control + 9 ..= control + 108, control = base + 2, and the port of
+/// `browser.cdpUrl`) must never be published by a remote (`-R`) tunnel. (The gateway's own
+/// listeners sit on the base port, outside that range by construction.)
+fn check_cdp_ports(
+    file: &FileConfig,
+    tunnels: &[super::tunnels::TunnelSpec],
+    port: u16,
+    cfg: &Path,
+) -> Result<(), ConfigError> {
+    let first = u32::from(port) + 2 + 9;
+    let range = first..=first + 99;
+    let cdp_url_port = file
+        .browser
+        .as_ref()
+        .and_then(|b| b.cdp_url.as_deref())
+        .and_then(|u| u.split("://").nth(1).unwrap_or(u).split('/').next())
+        .and_then(|hostport| hostport.rsplit_once(':'))
+        .and_then(|(_, p)| p.parse::<u16>().ok());
+    let in_range = |p: u16| (port != 0 && range.contains(&u32::from(p))) || Some(p) == cdp_url_port;
+    if let Some(t) = tunnels
+        .iter()
+        .find(|t| t.direction == super::tunnels::Direction::Remote && in_range(t.local_port))
+    {
+        return Err(ConfigError::Refused(format!(
+            "{}: tunnel {:?} would publish local port {} on {}, and that port is in the browser \
+             CDP range {}-{} (CDP is full control of the browser); forward the gateway port \
+             instead",
+            cfg.display(),
+            t.name,
+            t.local_port,
+            t.target,
+            range.start(),
+            range.end()
+        )));
     }
     Ok(())
 }
@@ -370,37 +621,8 @@ fn refused_unbuilt(cfg: &Path, key: &str, what: &str) -> ConfigError {
 /// Security features that are configured but not built refuse start-up.
 fn refuse_unbuilt(file: &FileConfig, cfg: &Path) -> Result<(), ConfigError> {
     let g = &file.gateway;
-    let on = |enabled: Option<bool>| enabled != Some(false);
     if g.tls.as_ref().is_some_and(|t| t.enabled == Some(true)) {
         return Err(refused_unbuilt(cfg, "gateway.tls.enabled", "TLS listeners"));
-    }
-    if g.rate_limit.as_ref().is_some_and(|r| on(r.enabled)) {
-        return Err(refused_unbuilt(
-            cfg,
-            "gateway.rateLimit",
-            "request rate limits",
-        ));
-    }
-    if g.auth
-        .rate_limit
-        .as_ref()
-        .is_some_and(|r| on(r.enabled) && r.max_requests.is_some())
-    {
-        return Err(refused_unbuilt(
-            cfg,
-            "gateway.auth.rateLimit.maxRequests",
-            "request rate limits",
-        ));
-    }
-    if g.allowed_ips.as_ref().is_some_and(|v| !v.is_empty()) {
-        return Err(refused_unbuilt(cfg, "gateway.allowedIPs", "IP allowlists"));
-    }
-    if g.trusted_proxies.as_ref().is_some_and(|v| !v.is_empty()) {
-        return Err(refused_unbuilt(
-            cfg,
-            "gateway.trustedProxies",
-            "trusted proxies",
-        ));
     }
     if let Some(t) = &g.tailscale {
         if t.mode.as_deref().is_some_and(|m| m != "off") {
@@ -408,13 +630,6 @@ fn refuse_unbuilt(file: &FileConfig, cfg: &Path) -> Result<(), ConfigError> {
                 cfg,
                 "gateway.tailscale.mode",
                 "Tailscale serve/funnel",
-            ));
-        }
-        if t.allowed_ips.as_ref().is_some_and(|v| !v.is_empty()) {
-            return Err(refused_unbuilt(
-                cfg,
-                "gateway.tailscale.allowedIPs",
-                "IP allowlists",
             ));
         }
         if t.auth.as_ref().is_some_and(|a| a.enabled == Some(true)) {
@@ -480,13 +695,7 @@ fn resolve_auth(
         Some("token") => AuthMode::Token,
         Some("password") => AuthMode::Password,
         Some("none") => AuthMode::None,
-        Some("trusted-proxy") => {
-            return Err(refused_unbuilt(
-                cfg,
-                "gateway.auth.mode=trusted-proxy",
-                "trusted-proxy auth modes",
-            ))
-        }
+        Some("trusted-proxy") => AuthMode::TrustedProxy,
         Some(other) => {
             return Err(ConfigError::Refused(format!(
             "auth mode {other:?} ({mode_src}) is not one of none, token, password, trusted-proxy"
@@ -522,7 +731,7 @@ fn resolve_auth(
             .as_ref()
             .map(|p| p.1.clone())
             .unwrap_or(Source::Default),
-        AuthMode::None => mode_src,
+        AuthMode::None | AuthMode::TrustedProxy => mode_src,
     };
     Ok(AuthSettings {
         mode,
@@ -532,29 +741,39 @@ fn resolve_auth(
     })
 }
 
-/// Applies `gateway.auth.tokenValidation` when configured. Never prints the secret.
+/// Applies `gateway.auth.tokenValidation`: when configured, and with its defaults whenever a
+/// listener is beyond loopback. Never prints the secret.
 fn check_token_rules(
     file: &FileConfig,
     auth: &AuthSettings,
     cfg: &Path,
+    exposed: bool,
 ) -> Result<(), ConfigError> {
-    let Some(rules) = &file.gateway.auth.token_validation else {
-        return Ok(());
+    let default = super::schema::TokenValidationConfig::default();
+    let rules = match &file.gateway.auth.token_validation {
+        Some(r) => r,
+        None if exposed => &default,
+        None => return Ok(()),
     };
     let min = rules.min_length.unwrap_or(DEFAULT_TOKEN_MIN_LENGTH);
     let alnum = rules.require_alphanumeric.unwrap_or(true);
     let secret = match auth.mode {
         AuthMode::Token => auth.token.as_ref(),
         AuthMode::Password => auth.password.as_ref(),
-        AuthMode::None => None,
+        AuthMode::None | AuthMode::TrustedProxy => None,
     };
     let Some(secret) = secret else { return Ok(()) };
     if let Err(rule) = validate_secret(secret.expose(), min, alnum) {
         return Err(ConfigError::Refused(format!(
-            "the gateway secret ({}) fails {}: {rule}; generate a strong one with \
+            "the gateway secret ({}) fails {}: {rule}{}; generate a strong one with \
              `openclaw token generate`",
             auth.source,
-            cfg.display()
+            cfg.display(),
+            if file.gateway.auth.token_validation.is_none() {
+                " (applied by default because the gateway listens beyond loopback)"
+            } else {
+                ""
+            }
         )));
     }
     Ok(())

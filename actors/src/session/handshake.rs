@@ -77,6 +77,8 @@ pub(super) async fn on_first_frame(me: &SessionRef, st: &mut SessionState, text:
     let request = Box::new(AuthRequest {
         conn_id: st.conn_id.clone(),
         peer: st.peer,
+        client: st.meta.client.unwrap_or(st.peer.ip()),
+        proxy_user: st.meta.proxy_user.clone(),
         local,
         nonce: st.nonce.clone(),
         origin: st.meta.origin.clone(),
@@ -147,6 +149,7 @@ fn hello(
     let payload = hello_payload(st, &identity);
     *write(&st.stats.identity) = Some(identity.clone());
     st.frame_limit.store(MAX_PAYLOAD_BYTES, Ordering::Relaxed);
+    st.admitted.preauth = None; // authenticated: no longer counts against the pre-auth cap
     st.send(me, frame::response_ok(id, payload));
     st.out
         .control(super::Out::StartPings(st.shared.settings.ping_interval));

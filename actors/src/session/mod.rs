@@ -17,6 +17,8 @@ use serde_json::{json, Value};
 use tracing::Instrument;
 
 use crate::audit::AuditEvent;
+use crate::guard::limiter::{ConnPermit, LimitKey};
+use crate::guard::preauth::PreauthPermit;
 use crate::methods::{self, Dispatch};
 use crate::presence::{self, PresenceMsg};
 use crate::protocol::errors::ErrorShape;
@@ -33,10 +35,26 @@ pub struct SessionActor;
 pub struct RequestMeta {
     /// `Origin` header (a browser).
     pub origin: Option<String>,
-    /// Any of `X-Forwarded-*`, `Forwarded`, `X-Real-IP` present.
+    /// Came through a trusted proxy (forwarding headers from anyone else are refused before
+    /// the upgrade).
     pub forwarded: bool,
+    /// The client address when a trusted proxy forwarded the request.
+    pub client: Option<std::net::IpAddr>,
+    /// The user a trusted proxy names (auth mode `trusted-proxy`), or why it names none.
+    pub proxy_user: Option<Result<String, &'static str>>,
     /// `User-Agent`.
     pub user_agent: Option<String>,
+}
+
+/// What admission granted a connection (see [`crate::guard`]): released with the session.
+#[derive(Debug, Default)]
+pub struct Admitted {
+    /// The key its requests are limited under (`None`: not limited).
+    pub limit_key: Option<LimitKey>,
+    /// Its pre-auth slot, released at `hello-ok`.
+    pub preauth: Option<PreauthPermit>,
+    /// Its `maxConnections` slot.
+    pub conn: Option<ConnPermit>,
 }
 
 /// Start-up arguments.
@@ -53,6 +71,8 @@ pub struct SessionArgs {
     pub shared: Arc<Shared>,
     /// Upgrade request details.
     pub meta: RequestMeta,
+    /// Admission permits and limit key.
+    pub admitted: Admitted,
 }
 
 /// A gateway-wide event to deliver.
@@ -107,6 +127,7 @@ pub struct SessionState {
     peer: SocketAddr,
     shared: Arc<Shared>,
     meta: RequestMeta,
+    admitted: Admitted,
     out: Outbound,
     stats: Arc<ConnStats>,
     nonce: String,
@@ -170,6 +191,7 @@ impl Actor for SessionActor {
             peer: a.peer,
             shared: a.shared,
             meta: a.meta,
+            admitted: a.admitted,
             out,
             stats,
             nonce,
@@ -266,6 +288,28 @@ fn on_request(me: &SessionRef, st: &mut SessionState, text: String) {
     let Phase::Ready(identity) = &st.phase else {
         return;
     };
+    if let Some(key) = &st.admitted.limit_key {
+        if let Err(d) = st.shared.limiter.check(key, Instant::now()) {
+            let retry_ms = d.retry_after.as_millis().max(1) as u64;
+            let mut e = ErrorShape::unavailable("rate limited");
+            e.retryable = Some(true);
+            e.retry_after_ms = Some(retry_ms);
+            if d.first {
+                // Once per burst: a limited client keeps asking, the audit log need not.
+                let ev = AuditEvent::new("ratelimit.hit")
+                    .with("connId", st.conn_id.as_str())
+                    .with("peer", st.peer.to_string())
+                    .with("key", limit_key_text(key))
+                    .with("method", req.method.as_str())
+                    .with("retryAfterMs", retry_ms);
+                let audit = st.shared.audit.clone();
+                tokio::spawn(async move { audit.record(ev).await });
+                tracing::info!(key = %limit_key_text(key), retry_after_ms = retry_ms, "request rate limit reached");
+            }
+            st.send(me, frame::response_err(&req.id, &e));
+            return;
+        }
+    }
     match methods::dispatch(&st.shared, identity, &st.stats, &req) {
         Dispatch::Done(Ok(payload)) => st.send(me, frame::response_ok(&req.id, payload)),
         Dispatch::Done(Err(e)) => st.send(me, frame::response_err(&req.id, &e)),
@@ -293,6 +337,14 @@ fn on_request(me: &SessionRef, st: &mut SessionState, text: String) {
                 out.text(text, MAX_BUFFERED_BYTES);
             });
         }
+    }
+}
+
+/// A limit key as written in the audit log.
+pub fn limit_key_text(k: &LimitKey) -> String {
+    match k {
+        LimitKey::Ip(ip) => ip.to_string(),
+        LimitKey::User(u) => format!("user:{u}"),
     }
 }
 

@@ -190,3 +190,226 @@ fn fixtures() {
         "expected the fixture list to be populated, saw {seen}"
     );
 }
+
+fn fake_host(addrs: &'static [&'static str], container: bool) -> HostInfo {
+    HostInfo {
+        addrs: Box::new(move || addrs.iter().map(|a| a.parse().unwrap()).collect()),
+        in_container: Box::new(move || container),
+    }
+}
+
+#[test]
+fn bind_modes_table() {
+    let d = tmp("bind");
+    let home = d.to_str().unwrap().to_string();
+    let env = env_of(&[
+        ("HOME", &home),
+        ("OPENCLAW_GATEWAY_TOKEN", "Abcdefghij0123456789Abcdefghij01"),
+    ]);
+    let tail = fake_host(
+        &["127.0.0.1", "192.168.1.4", "100.101.102.103", "fe80::1"],
+        false,
+    );
+    let none = fake_host(&["127.0.0.1", "192.168.1.4"], false);
+    let boxed = fake_host(&["127.0.0.1"], true);
+    // (bind, host, mode, exposed, listen addresses)
+    let cases: Vec<(&str, &HostInfo, &str, bool, Vec<&str>)> = vec![
+        (
+            "loopback",
+            &none,
+            "loopback",
+            false,
+            vec!["127.0.0.1:7000", "[::1]:7000"],
+        ),
+        ("lan", &none, "lan", true, vec!["0.0.0.0:7000", "[::]:7000"]),
+        (
+            "tailnet",
+            &tail,
+            "tailnet",
+            true,
+            vec!["100.101.102.103:7000", "127.0.0.1:7000", "[::1]:7000"],
+        ),
+        (
+            "tailnet",
+            &none,
+            "tailnet",
+            false,
+            vec!["127.0.0.1:7000", "[::1]:7000"],
+        ),
+        (
+            "auto",
+            &none,
+            "auto",
+            false,
+            vec!["127.0.0.1:7000", "[::1]:7000"],
+        ),
+        (
+            "auto",
+            &boxed,
+            "auto",
+            true,
+            vec!["0.0.0.0:7000", "[::]:7000"],
+        ),
+        (
+            "198.18.0.1",
+            &none,
+            "custom",
+            true,
+            vec!["198.18.0.1:7000", "127.0.0.1:7000"],
+        ),
+        ("127.0.0.2", &none, "custom", false, vec!["127.0.0.2:7000"]),
+        ("0.0.0.0", &none, "custom", true, vec!["0.0.0.0:7000"]),
+        (
+            "2001:db8::7",
+            &none,
+            "custom",
+            true,
+            vec!["[2001:db8::7]:7000", "127.0.0.1:7000"],
+        ),
+    ];
+    for (bind, host, mode, exposed, listen) in cases {
+        let inputs = Inputs {
+            bind: Some(bind.to_string()),
+            port: Some(7000),
+            ..Default::default()
+        };
+        let s = resolve_with(&inputs, &env, host).unwrap_or_else(|e| panic!("{bind}: {e}"));
+        assert_eq!(s.bind.mode, mode, "{bind}");
+        assert_eq!(s.bind.exposed, exposed, "{bind}");
+        let got: Vec<String> = s.listen.iter().map(|a| a.to_string()).collect();
+        assert_eq!(got, listen, "{bind}");
+        // Exposed gateways get the request rate limit by default; loopback ones do not.
+        assert_eq!(s.policy.rate.is_some(), exposed, "{bind}");
+        assert!(s.optional_listen.iter().all(|a| a.is_ipv6()), "{bind}");
+    }
+    let s = resolve_with(
+        &Inputs {
+            bind: Some("tailnet".into()),
+            ..Default::default()
+        },
+        &env,
+        &none,
+    )
+    .unwrap();
+    assert!(s.bind.warning.unwrap().contains("no Tailscale address"));
+}
+
+#[test]
+fn exposure_needs_auth_and_strong_secrets() {
+    let d = tmp("expose");
+    let home = d.to_str().unwrap().to_string();
+    let host = fake_host(&["127.0.0.1"], false);
+    let lan = |auth: Option<&str>, token: Option<&str>| Inputs {
+        bind: Some("lan".into()),
+        auth: auth.map(str::to_string),
+        token: token.map(|t| Secret::new(t.to_string())),
+        port: Some(18789),
+        ..Default::default()
+    };
+    let env = env_of(&[("HOME", &home)]);
+    for (inputs, want) in [
+        (
+            lan(Some("none"), None),
+            "refusing to bind gateway to 0.0.0.0:18789 without auth",
+        ),
+        (
+            lan(None, None),
+            "refusing to bind gateway to 0.0.0.0:18789 without auth",
+        ),
+        (lan(None, Some("short1")), "tokenValidation.minLength"),
+        (
+            lan(None, Some("abcdefghijabcdefghijabcdefghijabcd")),
+            "requireAlphanumeric",
+        ),
+        (
+            lan(None, Some("0123456789012345678901234567890123")),
+            "requireAlphanumeric",
+        ),
+    ] {
+        let err = resolve_with(&inputs, &env, &host).unwrap_err().to_string();
+        assert!(err.contains(want), "{err}");
+        assert!(
+            !err.contains("short1") && !err.contains("abcdefghijabcdefghij"),
+            "secret leaked: {err}"
+        );
+    }
+    assert!(resolve_with(
+        &lan(None, Some("Abcdefghij0123456789Abcdefghij01")),
+        &env,
+        &host
+    )
+    .is_ok());
+    // Loopback keeps working with a weak token (no rules unless configured).
+    let weak = Inputs {
+        token: Some(Secret::new("short1".to_string())),
+        ..Default::default()
+    };
+    assert!(resolve_with(&weak, &env, &host).is_ok());
+}
+
+#[test]
+fn rate_limit_spellings() {
+    let d = tmp("rate");
+    let host = fake_host(&["127.0.0.1"], false);
+    let env_home = d.to_str().unwrap().to_string();
+    let env = env_of(&[("HOME", &env_home)]);
+    let run = |text: &str| {
+        let cfg = write_cfg(&d, text);
+        let inputs = Inputs {
+            config: Some(cfg),
+            ..Default::default()
+        };
+        resolve_with(&inputs, &env, &host).map(|s| (s.policy.rate, s.lockout))
+    };
+    let (rate, lockout) =
+        run(r#"{gateway:{auth:{rateLimit:{maxRequests:5, windowMs:1000}}}}"#).unwrap();
+    let rate = rate.unwrap();
+    assert_eq!((rate.max_requests, rate.window.as_millis()), (5, 1000));
+    assert_eq!(rate.max_connections, 10);
+    // The shared windowMs also sets the lockout window; lockout stays on.
+    assert_eq!(lockout.unwrap().window.as_millis(), 1000);
+    let (rate, _) =
+        run(r#"{gateway:{rateLimit:{maxConnections:3, exemptLoopback:true}}}"#).unwrap();
+    let rate = rate.unwrap();
+    assert_eq!(
+        (
+            rate.max_requests,
+            rate.max_connections,
+            rate.exempt_loopback
+        ),
+        (100, 3, true)
+    );
+    assert_eq!(
+        run(r#"{gateway:{rateLimit:{enabled:false}}}"#).unwrap().0,
+        None
+    );
+    assert_eq!(
+        run(r#"{}"#).unwrap().0,
+        None,
+        "off on loopback unless configured"
+    );
+    let same = run(r#"{gateway:{rateLimit:{maxRequests:7},auth:{rateLimit:{maxRequests:7}}}}"#);
+    assert_eq!(same.unwrap().0.unwrap().max_requests, 7);
+}
+
+#[test]
+fn preauth_cap_from_env() {
+    let d = tmp("preauth");
+    let home = d.to_str().unwrap().to_string();
+    let host = fake_host(&["127.0.0.1"], false);
+    let get = |v: Option<&str>| {
+        let mut pairs = vec![("HOME", home.as_str())];
+        if let Some(v) = v {
+            pairs.push(("OPENCLAW_MAX_PREAUTH_CONNECTIONS_PER_IP", v));
+        }
+        resolve_with(&Inputs::default(), &env_of(&pairs), &host)
+            .map(|s| s.policy.max_preauth_per_ip)
+    };
+    assert_eq!(get(None).unwrap(), 32);
+    assert_eq!(get(Some("4")).unwrap(), 4);
+    let err = get(Some("0")).unwrap_err().to_string();
+    assert!(
+        err.contains("OPENCLAW_MAX_PREAUTH_CONNECTIONS_PER_IP"),
+        "{err}"
+    );
+}
