@@ -454,22 +454,18 @@ fn startup_refusals_exit_2_with_the_reason() {
     let cases: Vec<(Opts, &str)> = vec![
         (
             Opts {
-                args: vec!["--bind".into(), "lan".into()],
+                args: vec!["--bind".into(), "everywhere".into()],
                 ..Default::default()
             },
-            "not supported yet",
+            "is not one of loopback, lan, tailnet, custom, auto, or an IP address",
         ),
         (
             opts_with_config(r#"{ gateway: { tls: { enabled: true, cert: "/c", key: "/k" } } }"#),
             "gateway.tls.enabled",
         ),
         (
-            opts_with_config(r#"{ gateway: { rateLimit: { enabled: true, maxRequests: 100 } } }"#),
-            "gateway.rateLimit",
-        ),
-        (
-            opts_with_config(r#"{ gateway: { allowedIPs: ["100.64.0.0/10"] } }"#),
-            "gateway.allowedIPs",
+            opts_with_config(r#"{ gateway: { rateLimit: { enabled: true, maxRequests: 0 } } }"#),
+            "gateway.rateLimit.maxRequests",
         ),
         (
             opts_with_config(r#"{ gateway: { tailscale: { mode: "serve" } } }"#),

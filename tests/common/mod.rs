@@ -50,6 +50,8 @@ pub struct Opts {
     pub args: Vec<String>,
     /// Do not set OPENCLAW_GATEWAY_TOKEN.
     pub no_token: bool,
+    /// Run inside this network namespace (`ip netns exec NAME`).
+    pub netns: Option<String>,
 }
 
 /// A running gateway process; killed on drop.
@@ -108,7 +110,15 @@ pub fn client_command(home: &Path, env: &[(&str, &str)], args: &[&str]) -> Comma
 }
 
 fn command(home: &Path, opts: &Opts) -> Command {
-    let mut cmd = Command::new(bin());
+    let mut cmd = match &opts.netns {
+        Some(ns) => {
+            // `ip netns exec` execs the program: the child pid is the gateway's.
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, bin()]);
+            c
+        }
+        None => Command::new(bin()),
+    };
     cmd.env_clear()
         .env("HOME", home)
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -168,8 +178,8 @@ impl Gw {
         while port.is_none() && Instant::now() < deadline {
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(l) => {
-                    if let Some(rest) = l.strip_prefix("listening on ws://127.0.0.1:") {
-                        port = rest.trim().parse().ok();
+                    if let Some(rest) = l.strip_prefix("listening on ws://") {
+                        port = rest.rsplit(':').next().and_then(|p| p.trim().parse().ok());
                     }
                     lines.push(l);
                 }
