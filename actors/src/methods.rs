@@ -208,6 +208,7 @@ fn security(shared: &Shared) -> Value {
         })),
         "limiter": {
             "keys": shared.limiter.len(),
+            "peakKeys": shared.limiter.peak(),
             "maxKeys": shared.limiter.max_keys(),
             "bytes": mem,
             "maxBytes": mem_max,

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -93,6 +93,8 @@ pub struct Limiter {
     window_ns: AtomicU64,
     max_connections: AtomicU32,
     per_shard: usize,
+    keys: AtomicUsize,
+    peak: AtomicUsize,
     /// Requests refused since start.
     pub denied: AtomicU64,
     /// Upgrades refused for `maxConnections` since start.
@@ -158,6 +160,8 @@ impl Limiter {
             window_ns: AtomicU64::new(1),
             max_connections: AtomicU32::new(0),
             per_shard,
+            keys: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
             denied: AtomicU64::new(0),
             conns_denied: AtomicU64::new(0),
         };
@@ -205,7 +209,10 @@ impl Limiter {
         let shard = &mut *guard;
         if !shard.map.contains_key(key) && shard.map.len() >= self.per_shard {
             if now_ns >= shard.next_scan_ns {
+                let before = shard.map.len();
                 shard.map.retain(|_, b| !b.idle(now_ns, cap, window_ns));
+                self.keys
+                    .fetch_sub(before - shard.map.len(), Ordering::Relaxed);
                 if shard.map.len() >= self.per_shard {
                     // Nothing idle yet; the earliest any bucket can refill one token.
                     shard.next_scan_ns = now_ns + window_ns / cap as u64;
@@ -217,10 +224,11 @@ impl Limiter {
                 return (idx, true, f(b, cap, window_ns));
             }
         }
-        let b = shard
-            .map
-            .entry(key.clone())
-            .or_insert_with(|| Bucket::full(cap, now_ns));
+        let b = shard.map.entry(key.clone()).or_insert_with(|| {
+            let n = self.keys.fetch_add(1, Ordering::Relaxed) + 1;
+            self.peak.fetch_max(n, Ordering::Relaxed);
+            Bucket::full(cap, now_ns)
+        });
         b.refill(now_ns, cap, window_ns);
         (idx, false, f(b, cap, window_ns))
     }
@@ -279,6 +287,7 @@ impl Limiter {
             let before = s.map.len();
             s.map.retain(|_, b| !b.idle(now_ns, cap, window_ns));
             removed += before - s.map.len();
+            self.keys.fetch_sub(before - s.map.len(), Ordering::Relaxed);
             if s.map.capacity() > 64 && s.map.len() < s.map.capacity() / 4 {
                 s.map.shrink_to_fit();
             }
@@ -288,7 +297,12 @@ impl Limiter {
 
     /// Keys tracked now.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).map.len()).sum()
+        self.keys.load(Ordering::Relaxed)
+    }
+
+    /// The most keys tracked at once since start.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
     }
 
     /// Whether no key is tracked.
@@ -443,6 +457,11 @@ mod tests {
             );
         }
         assert!(l.len() <= l.max_keys(), "{} > {}", l.len(), l.max_keys());
+        assert!(
+            l.peak() <= l.max_keys() && l.peak() >= 4000,
+            "peak {}",
+            l.peak()
+        );
         assert!(l.max_keys() <= 4096 + SHARDS);
         // The known client still has its own bucket: 99 tokens left.
         let t1 = t0 + Duration::from_millis(100);
