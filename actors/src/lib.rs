@@ -8,7 +8,8 @@
 //! - [`http`]: `/healthz`, `/readyz`, `/`, and the WebSocket upgrade.
 //! - [`session_manager`]: spawns one Session actor per connection (temporary children).
 //! - [`session`]: the per-connection actor (handshake, requests, events) and its I/O task.
-//! - [`auth`]: the Auth actor (secret, device proof, pairing store) and its pure rules.
+//! - [`auth`]: the Auth actor (secret, device proof, pairing store, pending pairing requests,
+//!   `device.pair.*`) and its pure rules.
 //! - [`presence`]: the Presence actor (tick, presence, shutdown broadcasts).
 //! - [`tunnel_supervisor`]: the TunnelSupervisor actor (one Tunnel child per tunnel).
 //! - [`tunnel`]: the Tunnel actor, its pure ssh state machine, the ssh process owner, probes.
