@@ -62,6 +62,9 @@ pub enum Command {
     /// SSH tunnels kept up autossh-style (config `tunnels: [...]`).
     #[command(subcommand)]
     Tunnel(TunnelCmd),
+    /// Device pairing: approve, reject or remove devices that connect from other machines.
+    #[command(subcommand)]
+    Devices(DevicesCmd),
     /// Tokens.
     #[command(subcommand)]
     Token(TokenCmd),
@@ -175,6 +178,50 @@ pub enum TunnelCmd {
     Restart {
         /// Tunnel name.
         name: String,
+        /// Which gateway.
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+}
+
+/// `openclaw devices …`.
+#[derive(Debug, Subcommand)]
+pub enum DevicesCmd {
+    /// Pending pairing requests (expire 5 minutes after the device's last attempt) and
+    /// paired devices.
+    #[command(after_help = "Examples:\n  openclaw devices list\n  openclaw devices list --json")]
+    List(JsonTargetArgs),
+    /// Approve a pending request; the device can connect from then on.
+    #[command(
+        after_help = "Examples:\n  openclaw devices approve 810b0e63-a666-401e-98f9-d840daea889e"
+    )]
+    Approve {
+        /// The request id (REQUEST column of `openclaw devices list`).
+        request_id: String,
+        /// Which gateway.
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Reject a pending request (the device may ask again).
+    #[command(
+        after_help = "Examples:\n  openclaw devices reject 810b0e63-a666-401e-98f9-d840daea889e"
+    )]
+    Reject {
+        /// The request id (REQUEST column of `openclaw devices list`).
+        request_id: String,
+        /// Which gateway.
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Remove a paired device: its open connections are closed and it must pair again.
+    #[command(
+        visible_alias = "remove",
+        after_help = "Examples:\n  openclaw devices list\n  openclaw devices revoke 4fb7a1b2c3d4"
+    )]
+    Revoke {
+        /// The device id, or a unique prefix of at least 8 characters (DEVICE column of
+        /// `openclaw devices list`).
+        device_id: String,
         /// Which gateway.
         #[command(flatten)]
         target: TargetArgs,

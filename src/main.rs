@@ -21,8 +21,8 @@ macro_rules! out {
     }};
 }
 
-use cli::{Command, ConfigCmd, GatewayCmd, TokenCmd, TunnelCmd};
-use commands::{admin, logs, ping, query, tunnel};
+use cli::{Command, ConfigCmd, DevicesCmd, GatewayCmd, TokenCmd, TunnelCmd};
+use commands::{admin, devices, logs, ping, query, tunnel};
 
 fn main() {
     let args = cli::Cli::parse();
@@ -56,6 +56,16 @@ fn main() {
         }) => gateway_cmd::run_tunnels(g, names, config, log_level),
         Command::Tunnel(TunnelCmd::Status(s)) => tunnel::status(g, &s.target, s.json),
         Command::Tunnel(TunnelCmd::Restart { name, target }) => tunnel::restart(g, &target, &name),
+        Command::Devices(DevicesCmd::List(l)) => devices::list(g, &l.target, l.json),
+        Command::Devices(DevicesCmd::Approve { request_id, target }) => {
+            devices::approve(g, &target, &request_id)
+        }
+        Command::Devices(DevicesCmd::Reject { request_id, target }) => {
+            devices::reject(g, &target, &request_id)
+        }
+        Command::Devices(DevicesCmd::Revoke { device_id, target }) => {
+            devices::revoke(g, &target, &device_id)
+        }
         Command::Token(TokenCmd::Generate { length }) => admin::token_generate(length),
         Command::Config(ConfigCmd::Validate { config, json }) => {
             admin::config_validate(g, config, json)

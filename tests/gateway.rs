@@ -42,6 +42,10 @@ async fn handshake_hello_ok_has_every_required_field() {
         "logs.tail",
         "config.get",
         "gateway.connections.list",
+        "device.pair.list",
+        "device.pair.approve",
+        "device.pair.reject",
+        "device.pair.remove",
     ] {
         assert!(methods.contains(&m), "{m} missing from {methods:?}");
     }

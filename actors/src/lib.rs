@@ -8,7 +8,8 @@
 //! - [`http`]: `/healthz`, `/readyz`, `/`, and the WebSocket upgrade.
 //! - [`session_manager`]: spawns one Session actor per connection (temporary children).
 //! - [`session`]: the per-connection actor (handshake, requests, events) and its I/O task.
-//! - [`auth`]: the Auth actor (secret, device proof, pairing store) and its pure rules.
+//! - [`auth`]: the Auth actor (secret, device proof, pairing store, pending pairing requests,
+//!   `device.pair.*`) and its pure rules.
 //! - [`guard`]: admission before the upgrade (forwarded-header trust, IP allowlist, pre-auth
 //!   cap, request rate limit) as pure rules over a hot-reloadable policy.
 //! - [`rate_limiter`]: the RateLimiter actor (owns the limiter table's upkeep).

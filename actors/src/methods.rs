@@ -26,7 +26,7 @@ pub enum Dispatch {
 pub fn dispatch(
     shared: &std::sync::Arc<Shared>,
     who: &Identity,
-    _conn: &ConnStats,
+    conn: &ConnStats,
     req: &Request,
 ) -> Dispatch {
     let Some(scope) = required_scope(&req.method) else {
@@ -47,6 +47,10 @@ pub fn dispatch(
         "audit.tail" => return tail_job("audit.tail", shared.audit.path.to_path_buf(), params),
         "gateway.tunnels.status" => json!({"tunnels": shared.tunnel_rows()}),
         "gateway.tunnels.restart" => return tunnel_restart(params),
+        "device.pair.list"
+        | "device.pair.approve"
+        | "device.pair.reject"
+        | "device.pair.remove" => return device_pair(&req.method, params, who, conn),
         #[cfg(feature = "fault-injection")]
         "debug.tunnel.panic" => return tunnel_panic(params),
         #[cfg(feature = "fault-injection")]
@@ -98,6 +102,64 @@ fn tunnel_restart(params: Option<&Value>) -> Dispatch {
                 &format!("no tunnel named {name:?} (see gateway.tunnels.status)"),
             )),
             _ => Err(ErrorShape::unavailable("tunnel supervisor did not answer")),
+        }
+    }))
+}
+
+/// `device.pair.*`: parse params here, let the Auth actor (which owns the pending table and
+/// the paired store) answer.
+fn device_pair(method: &str, params: Option<&Value>, who: &Identity, conn: &ConnStats) -> Dispatch {
+    use crate::auth::{AuthMsg, Caller, PairingOp};
+    let field = |name: &str| {
+        params
+            .and_then(|p| p.get(name))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                ErrorShape::invalid_params(
+                    method,
+                    &format!("must have required property '{name}' (non-empty string)"),
+                )
+            })
+    };
+    let op = match method {
+        "device.pair.approve" => {
+            field("requestId").map(|request_id| PairingOp::Approve { request_id })
+        }
+        "device.pair.reject" => {
+            field("requestId").map(|request_id| PairingOp::Reject { request_id })
+        }
+        "device.pair.remove" => field("deviceId").map(|device_id| PairingOp::Remove { device_id }),
+        _ => Ok(PairingOp::List),
+    };
+    let op = match op {
+        Ok(op) => op,
+        Err(e) => return Dispatch::Done(Err(e)),
+    };
+    let caller = Caller {
+        conn_id: conn.conn_id.clone(),
+        scopes: who.scopes.clone(),
+    };
+    Dispatch::Async(Box::pin(async move {
+        let cell = ractor::registry::where_is(crate::auth::NAME)
+            .ok_or_else(|| ErrorShape::unavailable("auth actor unavailable; retry shortly"))?;
+        let auth: ractor::ActorRef<AuthMsg> = cell.into();
+        match auth
+            .call(
+                |reply_to| AuthMsg::Pairing {
+                    op,
+                    caller,
+                    reply_to,
+                },
+                Some(std::time::Duration::from_secs(10)),
+            )
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(res)) => res,
+            _ => Err(ErrorShape::unavailable(
+                "auth actor did not answer; retry shortly",
+            )),
         }
     }))
 }

@@ -51,6 +51,16 @@ pub enum SessionManagerMsg {
         /// Answer: sessions still alive.
         reply_to: RpcReplyPort<usize>,
     },
+    /// Close these connections with `code` and `reason` (e.g. 4001 "device removed");
+    /// ids no longer open are ignored.
+    Close {
+        /// Connection ids.
+        conn_ids: Vec<String>,
+        /// Close code.
+        code: u16,
+        /// Close reason.
+        reason: String,
+    },
 }
 
 /// State.
@@ -69,6 +79,7 @@ impl SessionManagerMsg {
         match self {
             SessionManagerMsg::Open(_) => "Open",
             SessionManagerMsg::Shutdown { .. } => "Shutdown",
+            SessionManagerMsg::Close { .. } => "Close",
         }
     }
 }
@@ -136,6 +147,19 @@ impl Actor for SessionManagerActor {
                     }
                     let _ = reply_to.send(left);
                 });
+            }
+            SessionManagerMsg::Close {
+                conn_ids,
+                code,
+                reason,
+            } => {
+                for (conn_id, cell) in st.sessions.values() {
+                    if conn_ids.contains(conn_id) {
+                        let s: ActorRef<SessionMsg> = cell.clone().into();
+                        let reason = reason.clone();
+                        let _ = s.cast(SessionMsg::Close { code, reason });
+                    }
+                }
             }
         }
         Ok(())

@@ -2,6 +2,7 @@
 //! returns the process exit code (0 ok, 1 unreachable or failed, 2 auth rejected or bad input).
 
 pub mod admin;
+pub mod devices;
 pub mod logs;
 pub mod ping;
 pub mod query;

@@ -74,12 +74,16 @@ pub fn run_to_exit(opts: Opts) -> (i32, String, String) {
 }
 
 /// Runs `cmd` with piped output; a process still running after the patience is killed.
+/// Both pipes are drained while it runs: a child writing more than the pipe buffer (e.g.
+/// `openclaw completions bash`, ~60 KiB) would otherwise block forever.
 pub fn run_bounded(mut cmd: Command) -> (i32, String, String) {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let out = drain(child.stdout.take().unwrap());
+    let err = drain(child.stderr.take().unwrap());
     let deadline = Instant::now() + patience();
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
@@ -88,12 +92,24 @@ pub fn run_bounded(mut cmd: Command) -> (i32, String, String) {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let status = child.wait().unwrap();
+    // A grandchild still holding a pipe must not hang the test: give up on its output.
+    let take = |rx: std::sync::mpsc::Receiver<Vec<u8>>| {
+        let bytes = rx.recv_timeout(patience()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    (status.code().unwrap_or(-1), take(out), take(err))
+}
+
+/// Reads `r` to the end on a thread; the bytes arrive on the returned channel.
+fn drain(mut r: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = r.read_to_end(&mut v);
+        let _ = tx.send(v);
+    });
+    rx
 }
 
 /// `openclaw ARGS` with only `HOME`, `PATH` and `env` set.

@@ -1,9 +1,12 @@
 //! The Auth actor: decides every `connect` (shared secret, device proof, pairing), owns the
-//! paired-device store, and audits each success and failure. One call per handshake, never
-//! per frame. The rules themselves are pure ([`rules`]).
+//! paired-device store and the pending pairing requests, answers `device.pair.*`, and audits
+//! each success and failure. One call per handshake, never per frame. The rules themselves
+//! are pure ([`rules`], [`pairing`]).
 
 pub mod devices;
 pub mod lockout;
+mod pair_ops;
+pub mod pairing;
 pub mod rules;
 
 use std::net::SocketAddr;
@@ -14,10 +17,10 @@ use serde_json::json;
 
 use crate::audit::AuditEvent;
 use crate::protocol::connect::ConnectParams;
-use crate::protocol::device::canonical_public_key;
 use crate::protocol::errors::ErrorShape;
 use crate::shared::{now_ms, Shared};
-use devices::{DeviceStore, PairedDevice};
+use devices::DeviceStore;
+use pairing::PendingRequests;
 use rules::{Pairing, Verdict};
 
 /// Registered name of the auth actor.
@@ -83,8 +86,49 @@ pub enum AuthMsg {
         /// Where to answer.
         reply_to: RpcReplyPort<AuthReply>,
     },
-    /// Timer: forget idle lockout keys.
+    /// Answer a `device.pair.*` request (PROTOCOL-NODES §5): list, approve, reject or remove;
+    /// persists and audits changes, and replies once the store is on disk.
+    Pairing {
+        /// What to do.
+        op: PairingOp,
+        /// Who asks (for the admin check and the audit).
+        caller: Caller,
+        /// The method's result or error.
+        reply_to: RpcReplyPort<Result<serde_json::Value, ErrorShape>>,
+    },
+    /// Timer: forget idle lockout keys and expired pairing requests.
     Prune,
+}
+
+/// A `device.pair.*` operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PairingOp {
+    /// `device.pair.list`.
+    List,
+    /// `device.pair.approve {requestId}`.
+    Approve {
+        /// The pending request.
+        request_id: String,
+    },
+    /// `device.pair.reject {requestId}`.
+    Reject {
+        /// The pending request.
+        request_id: String,
+    },
+    /// `device.pair.remove {deviceId}`.
+    Remove {
+        /// The paired device.
+        device_id: String,
+    },
+}
+
+/// The connection asking for a pairing operation.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Its connection id (audited).
+    pub conn_id: String,
+    /// Its granted scopes (approving a non-operator role needs `operator.admin`).
+    pub scopes: Vec<String>,
 }
 
 /// State: the device store and the lockout table. Secrets are read from [`Shared::live`] at
@@ -92,7 +136,8 @@ pub enum AuthMsg {
 pub struct AuthState {
     shared: Arc<Shared>,
     store: DeviceStore,
-    pending: std::collections::HashMap<String, String>,
+    /// Pending pairing requests of non-local devices (memory only, bounded).
+    pending: PendingRequests,
     /// Generation of the store; writes of older snapshots are skipped.
     generation: u64,
     /// Last generation written, shared with the writer tasks.
@@ -109,6 +154,7 @@ impl AuthMsg {
     pub fn kind(&self) -> &'static str {
         match self {
             AuthMsg::Authenticate { .. } => "Authenticate",
+            AuthMsg::Pairing { .. } => "Pairing",
             AuthMsg::Prune => "Prune",
         }
     }
@@ -149,10 +195,19 @@ impl Actor for AuthActor {
                 let reply = authenticate(state, &request).await;
                 let _ = reply_to.send(reply);
             }
+            AuthMsg::Pairing {
+                op,
+                caller,
+                reply_to,
+            } => {
+                tracing::trace!(actor = "auth", msg = "Pairing", ?op, conn_id = %caller.conn_id, "message");
+                pair_ops::handle(state, op, &caller, reply_to).await;
+            }
             AuthMsg::Prune => {
                 if let Some(l) = state.lockout.as_mut() {
                     l.prune(std::time::Instant::now());
                 }
+                state.pending.prune(now_ms());
             }
         }
         Ok(())
@@ -282,7 +337,7 @@ async fn decide_and_audit(
         } => {
             if approve_device {
                 if let Some(id) = &device_id {
-                    approve(state, req, id);
+                    pair_ops::approve_silently(state, req, id);
                 }
             }
             counters
@@ -329,11 +384,7 @@ async fn decide_and_audit(
             counters
                 .auth_failed
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let request_id = state
-                .pending
-                .entry(device_id.clone())
-                .or_insert_with(|| uuid::Uuid::new_v4().to_string())
-                .clone();
+            let request_id = pair_ops::request_pairing(state, req, &device_id).await;
             let (error, close_reason) = rules::pairing_required(&device_id, &request_id, p.role());
             let mut ev = base
                 .with("reason", "pairing_required")
@@ -360,49 +411,4 @@ fn error_code(e: &ErrorShape) -> String {
         .and_then(|c| c.as_str())
         .unwrap_or(&e.code)
         .to_string()
-}
-
-/// Records a silently approved local device and persists the store off the actor.
-fn approve(state: &mut AuthState, req: &AuthRequest, id: &str) {
-    let p = &req.params;
-    let Some(device) = &p.device else { return };
-    let entry = PairedDevice {
-        device_id: id.to_string(),
-        public_key: canonical_public_key(device).unwrap_or_default(),
-        role: p.role().to_string(),
-        scopes: p.requested_scopes().to_vec(),
-        client_id: p.client.id.clone(),
-        platform: p.client.platform.clone(),
-        approved_at_ms: now_ms(),
-        approved_via: "silent".into(),
-        remote_ip: req.client.to_string(),
-    };
-    state.store.devices.insert(id.to_string(), entry);
-    state.pending.remove(id);
-    let bytes = state.store.snapshot();
-    let path = state.store.path().to_path_buf();
-    state.generation += 1;
-    let generation = state.generation;
-    let written = state.written.clone();
-    let audit = state.shared.audit.clone();
-    let ev = AuditEvent::new("device.approved")
-        .with("deviceId", id)
-        .with("via", "silent")
-        .with("peer", req.peer.to_string());
-    tokio::spawn(async move {
-        audit.record(ev).await;
-        let res = tokio::task::spawn_blocking(move || {
-            let mut last = crate::shared::lock(&written);
-            if *last >= generation {
-                return Ok(()); // a newer snapshot is already on disk
-            }
-            DeviceStore::persist(&path, &bytes)?;
-            *last = generation;
-            Ok::<(), std::io::Error>(())
-        })
-        .await;
-        if !matches!(res, Ok(Ok(()))) {
-            tracing::error!("could not persist the paired device store: {res:?}");
-        }
-    });
 }

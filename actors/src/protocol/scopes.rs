@@ -31,6 +31,10 @@ pub fn required_scope(method: &str) -> Option<&'static str> {
         | "audit.tail"
         | "gateway.tunnels.status" => READ,
         "gateway.connections.list" | "gateway.tunnels.restart" => ADMIN,
+        "device.pair.list"
+        | "device.pair.approve"
+        | "device.pair.reject"
+        | "device.pair.remove" => PAIRING,
         #[cfg(feature = "fault-injection")]
         "debug.panic" | "debug.tunnel.panic" => READ,
         _ => return None,
@@ -50,6 +54,10 @@ pub fn known_methods() -> Vec<&'static str> {
         "gateway.connections.list",
         "gateway.tunnels.status",
         "gateway.tunnels.restart",
+        "device.pair.list",
+        "device.pair.approve",
+        "device.pair.reject",
+        "device.pair.remove",
     ];
     if cfg!(feature = "fault-injection") {
         v.extend(["debug.panic", "debug.tunnel.panic"]);
@@ -77,6 +85,7 @@ mod tests {
             (&[ADMIN], READ, true),
             (&[READ], WRITE, false),
             (&[PAIRING], READ, false),
+            (&[READ, WRITE], PAIRING, false),
             (&["operator.talk.secrets"], TALK, false),
         ];
         for (granted, req, want) in cases {
@@ -90,5 +99,13 @@ mod tests {
             assert!(required_scope(m).is_some(), "{m}");
         }
         assert_eq!(required_scope("no.such.method"), None);
+        for m in [
+            "device.pair.list",
+            "device.pair.approve",
+            "device.pair.reject",
+            "device.pair.remove",
+        ] {
+            assert_eq!(required_scope(m), Some(PAIRING), "{m}");
+        }
     }
 }

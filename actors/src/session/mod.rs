@@ -110,6 +110,13 @@ pub enum SessionMsg {
         /// Reason for the `shutdown` event.
         reason: String,
     },
+    /// Close with this code and reason (e.g. 4001 "device removed") and stop.
+    Close {
+        /// Close code.
+        code: u16,
+        /// Close reason.
+        reason: String,
+    },
 }
 
 /// Reference to a session.
@@ -151,6 +158,7 @@ impl SessionMsg {
             SessionMsg::HandshakeTimeout => "HandshakeTimeout",
             SessionMsg::Event(_) => "Event",
             SessionMsg::Shutdown { .. } => "Shutdown",
+            SessionMsg::Close { .. } => "Close",
         }
     }
 }
@@ -263,6 +271,7 @@ impl Actor for SessionActor {
                     }
                     st.close_with(&me, 1012, "service restart");
                 }
+                SessionMsg::Close { code, reason } => st.close_with(&me, code, &reason),
             }
             Ok(())
         }
