@@ -13,7 +13,7 @@
 //!   latency in ms, errors). `--json` prints it on one line.
 //! - `handshakes --url U --token T --workers W --seconds S` — W loops of
 //!   open → challenge → connect → hello-ok → close; prints handshakes/s and latency.
-//! - `idle --url U --token T --connections N --hold-seconds S [--connect-parallel 64]` —
+//! - `idle --url U --token T --connections N --hold-seconds S [--connect-parallel 32]` —
 //!   opens N authenticated connections (bounded parallel handshakes), prints `READY n` on
 //!   stderr, holds them S s (answering pings), closes them, prints JSON.
 //! - `report [--seconds 5] [--workers 8] [--idle-sizes 1000,10000] [--health-conns 1,50]` —
@@ -24,7 +24,8 @@
 //!
 //! Common options: `--url` (default `$GW_URL` or `ws://127.0.0.1:18789`), `--token`
 //! (default `$GW_TOKEN` / `$OPENCLAW_GATEWAY_TOKEN`), `--timeout-ms` (10000),
-//! `--connect-parallel` (16 for rpc, 64 for idle).
+//! `--connect-parallel` (16 for rpc, 32 for idle: the gateway admits at most 32 unauthenticated
+//! connections per address, as the real one does).
 //!
 //! Example: `CARGO_TARGET_DIR=/work/target-bench cargo build --release --bin openclaw &&
 //! CARGO_TARGET_DIR=/work/target-bench cargo bench --bench load -- report > report.md`
@@ -67,8 +68,8 @@ const USAGE: &str =
   echo-server --port P
   rpc         --url U --token T --connections N --seconds S --method health [--params JSON] [--json]
   handshakes  --url U --token T --workers W --seconds S [--json]
-  idle        --url U --token T --connections N --hold-seconds S [--connect-parallel 64]
-  report      [--seconds 5] [--workers 8] [--connect-parallel 64] [--idle-sizes 1000,10000]
+  idle        --url U --token T --connections N --hold-seconds S [--connect-parallel 32]
+  report      [--seconds 5] [--workers 8] [--connect-parallel 32] [--idle-sizes 1000,10000]
               [--health-conns 1,50] [--startup-runs 5]   (PEER=1: also the real gateway)
 see the //! header of benches/load.rs";
 
@@ -226,7 +227,7 @@ fn idle(rt: &Runtime, a: &Args) -> Result<i32, String> {
     let t = target(a)?;
     let n = a.num("--connections", 1)?;
     let hold = a.num("--hold-seconds", a.num("--seconds", 5.0)?)?;
-    let set = rt.block_on(modes::open_idle(&t, n, a.num("--connect-parallel", 64)?));
+    let set = rt.block_on(modes::open_idle(&t, n, a.num("--connect-parallel", 32)?));
     eprintln!("READY {} pid={}", set.opened, std::process::id());
     std::thread::sleep(Duration::from_secs_f64(hold));
     let summary = json!({

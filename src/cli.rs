@@ -128,7 +128,8 @@ pub struct LogsArgs {
     /// Which gateway (default: the local audit log file).
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Event family: auth, conn, session, device, gateway, actor, tunnel, ratelimit, tls.
+    /// Event family: auth, conn, session, device, gateway, actor, tunnel, config, ratelimit
+    /// (rate-limit hits, connection caps, lockouts), tls.
     #[arg(long, value_name = "KIND")]
     pub filter: Option<String>,
     /// Keep printing new events until Ctrl-C.

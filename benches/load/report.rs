@@ -114,7 +114,7 @@ impl Cfg {
         Ok(Cfg {
             seconds: a.num("--seconds", 5.0)?,
             workers: a.num("--workers", 8)?,
-            parallel: a.num("--connect-parallel", 64)?,
+            parallel: a.num("--connect-parallel", 32)?,
             idle_sizes: a.list("--idle-sizes", &[1000, 10000])?,
             startup_runs: a.num("--startup-runs", 5)?,
             health_conns: a.list("--health-conns", &[1, 50])?,

@@ -30,7 +30,17 @@ pub fn matches(event: &Value, family: Option<&str>) -> bool {
     let Some(f) = family else { return true };
     let name = event["event"].as_str().unwrap_or("");
     let fam = name.split('.').next().unwrap_or("");
-    fam == f || (f == "conn" && fam == "session") || (f == "auth" && fam == "device")
+    // Limits are also conn/auth events: refusals for too many connections, and lockouts.
+    let limit = name == "auth.lockout"
+        || (name == "conn.denied"
+            && matches!(
+                event["reason"].as_str(),
+                Some("max_connections" | "preauth_cap")
+            ));
+    fam == f
+        || (f == "conn" && fam == "session")
+        || (f == "auth" && fam == "device")
+        || (f == "ratelimit" && limit)
 }
 
 /// One human line: time, event, then the fields.
@@ -177,8 +187,19 @@ mod tests {
 
     #[test]
     fn filter_table() {
-        let ev = |e: &str| json!({"event": e});
+        let ev = |e: &str| match e.split_once('/') {
+            Some((e, reason)) => json!({"event": e, "reason": reason}),
+            None => json!({"event": e}),
+        };
         let cases = [
+            ("ratelimit.hit", Some("ratelimit"), true),
+            ("auth.lockout", Some("ratelimit"), true),
+            ("auth.lockout", Some("auth"), true),
+            ("conn.denied/max_connections", Some("ratelimit"), true),
+            ("conn.denied/preauth_cap", Some("ratelimit"), true),
+            ("conn.denied/allowlist", Some("ratelimit"), false),
+            ("conn.denied/allowlist", Some("conn"), true),
+            ("config.reload", Some("config"), true),
             ("auth.fail", Some("auth"), true),
             ("auth.ok", Some("auth"), true),
             ("device.approved", Some("auth"), true),
