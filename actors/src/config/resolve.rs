@@ -765,14 +765,14 @@ fn check_token_rules(
     let Some(secret) = secret else { return Ok(()) };
     if let Err(rule) = validate_secret(secret.expose(), min, alnum) {
         return Err(ConfigError::Refused(format!(
-            "the gateway secret ({}) fails {}: {rule}{}; generate a strong one with \
+            "the gateway secret ({}) fails {}: {rule}; generate a strong one with \
              `openclaw token generate`",
             auth.source,
-            cfg.display(),
             if file.gateway.auth.token_validation.is_none() {
-                " (applied by default because the gateway listens beyond loopback)"
+                "the default rules (applied because the gateway listens beyond loopback)"
+                    .to_string()
             } else {
-                ""
+                format!("gateway.auth.tokenValidation in {}", cfg.display())
             }
         )));
     }
