@@ -13,8 +13,9 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 cargo build -q --release --bin openclaw
 cargo bench -q --bench load --no-run 2>/dev/null
 BIN=$CARGO_TARGET_DIR/release/openclaw
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+# start() runs in a command substitution (a subshell), so pids go through a file.
+PIDS=$(mktemp)
+cleanup() { while read -r p; do kill "$p" 2>/dev/null || true; done < "$PIDS"; rm -f "$PIDS"; }
 trap cleanup EXIT
 
 start() { # $1 = config; echoes the port
@@ -23,7 +24,7 @@ start() { # $1 = config; echoes the port
   printf '%s' "$1" > "$home/.openclaw/openclaw.json"
   env -i HOME="$home" PATH="$PATH" OPENCLAW_GATEWAY_TOKEN=$TOKEN "$BIN" gateway --port 0 \
     > "$home/out" 2> "$home/err" &
-  pids+=($!)
+  echo $! >> "$PIDS"
   for _ in $(seq 100); do
     if grep -q 'listening on ws://127.0.0.1:' "$home/out" 2>/dev/null; then
       sed -n 's/^listening on ws:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$home/out" | head -1
