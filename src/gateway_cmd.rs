@@ -151,7 +151,12 @@ async fn serve(settings: config::Settings, started: Instant) -> i32 {
         (AuthMode::None, _) => crate::out!("auth: none (loopback only)"),
         (AuthMode::TrustedProxy, _) => crate::out!(
             "auth: trusted-proxy (users named by {})",
-            shared_policy_proxies(&gw)
+            gw.shared
+                .live()
+                .policy
+                .trusted_proxies
+                .to_strings()
+                .join(", ")
         ),
     }
     if let Some(w) = &bind.warning {
@@ -207,13 +212,4 @@ async fn serve(settings: config::Settings, started: Instant) -> i32 {
             EXIT_RUNTIME
         }
     }
-}
-
-fn shared_policy_proxies(gw: &gateway::Gateway) -> String {
-    gw.shared
-        .live()
-        .policy
-        .trusted_proxies
-        .to_strings()
-        .join(", ")
 }

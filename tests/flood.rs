@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{connect_params, patience, Client, Gw, Opts, TOKEN};
+use common::{connect_params, patience, Client, Gw, Opts, TOKEN, WRONG_TOKEN};
 use serde_json::json;
 
 const ATTEMPTS: u64 = 10_000;
@@ -99,12 +99,7 @@ async fn a_flood_neither_starves_a_client_nor_grows_the_limiter() {
                     Ok((ws, _)) => {
                         let mut c = Client::from_ws(ws);
                         let (_, res) = c
-                            .connect_with(connect_params(
-                                "WrongToken0123456789abcdefghijklmnop",
-                                "cli",
-                                "cli",
-                                &[],
-                            ))
+                            .connect_with(connect_params(WRONG_TOKEN, "cli", "cli", &[]))
                             .await;
                         assert_eq!(res["ok"], false, "{res}");
                         rejected.fetch_add(1, Ordering::Relaxed);

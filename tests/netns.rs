@@ -13,7 +13,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{connect_params, patience, Client, Closed, Gw, Opts, TOKEN};
+use common::{connect_params, http_status, patience, Client, Closed, Gw, Opts, TOKEN, WRONG_TOKEN};
 use serde_json::json;
 
 static NEXT: AtomicU8 = AtomicU8::new(1);
@@ -122,12 +122,7 @@ fn raw(addr: SocketAddr, upgrade: bool) -> (u16, String) {
     let mut buf = [0u8; 4096];
     let n = s.read(&mut buf).unwrap_or(0);
     let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, text)
+    (http_status(&text), text)
 }
 
 #[tokio::test]
@@ -206,12 +201,7 @@ async fn an_exposed_gateway_limits_connections_and_locks_out_by_default() {
     for i in 0..10 {
         let mut c = Client::connect(&url).await;
         let (_, res) = c
-            .connect_with(connect_params(
-                "WrongToken0123456789abcdefghijklmnop",
-                "cli",
-                "cli",
-                &[],
-            ))
+            .connect_with(connect_params(WRONG_TOKEN, "cli", "cli", &[]))
             .await;
         assert_eq!(
             res["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH",

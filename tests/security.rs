@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{connect_params, patience, run_to_exit, Client, Closed, Gw, Opts, TOKEN};
+use common::{connect_params, http_status, patience, run_to_exit, Client, Closed, Gw, Opts, TOKEN};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -63,12 +63,7 @@ fn raw(port: u16, headers: &[&str], upgrade: bool) -> (u16, String) {
         }
     }
     let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, text)
+    (http_status(&text), text)
 }
 
 fn cfg(text: &str) -> Opts {

@@ -67,7 +67,7 @@ pub async fn handle(
     // Plain HTTP requests count against the same bucket as WebSocket requests.
     if let Some(key) = live.policy.limit_key(&admission) {
         if let Err(d) = shared.limiter.check(&key, std::time::Instant::now()) {
-            let text = crate::session::limit_key_text(&key);
+            let text = key.to_string();
             if d.first {
                 let ev = AuditEvent::new("ratelimit.hit")
                     .with("peer", peer.to_string())
@@ -290,11 +290,10 @@ async fn upgrade(
                     &shared,
                     peer,
                     "max_connections",
-                    crate::session::limit_key_text(k),
+                    k.to_string(),
                     (rate.window.as_secs() / u64::from(rate.max_requests.max(1))).clamp(1, 60),
                     format!(
-                        "too many connections from {} (gateway.rateLimit.maxConnections = {})\n",
-                        crate::session::limit_key_text(k),
+                        "too many connections from {k} (gateway.rateLimit.maxConnections = {})\n",
                         rate.max_connections
                     ),
                 )

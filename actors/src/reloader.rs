@@ -46,6 +46,9 @@ pub struct ReloaderState {
     shared: Arc<Shared>,
     /// SHA-256 of the file bytes last loaded (or seen invalid).
     seen: String,
+    /// The file's (mtime, length) when last hashed: the poll reads the file only when its
+    /// metadata moved.
+    stamp: Option<(std::time::SystemTime, u64)>,
     sighup: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -62,6 +65,11 @@ impl ReloaderMsg {
 fn file_hash(shared: &Shared) -> String {
     let raw = std::fs::read(&shared.settings.paths.config_path).unwrap_or_default();
     crate::protocol::device::device_id(&raw)
+}
+
+fn file_stamp(shared: &Shared) -> Option<(std::time::SystemTime, u64)> {
+    let m = std::fs::metadata(&shared.settings.paths.config_path).ok()?;
+    Some((m.modified().ok()?, m.len()))
 }
 
 impl Actor for ReloaderActor {
@@ -104,6 +112,7 @@ impl Actor for ReloaderActor {
         };
         Ok(ReloaderState {
             seen: shared.config_hash.clone(),
+            stamp: file_stamp(&shared),
             shared,
             sighup,
         })
@@ -129,6 +138,11 @@ impl Actor for ReloaderActor {
         tracing::trace!(actor = "reloader", msg = msg.kind(), "message");
         match msg {
             ReloaderMsg::Poll => {
+                let stamp = file_stamp(&st.shared);
+                if stamp == st.stamp {
+                    return Ok(());
+                }
+                st.stamp = stamp;
                 let h = file_hash(&st.shared);
                 if h != st.seen {
                     st.seen = h;
@@ -136,6 +150,7 @@ impl Actor for ReloaderActor {
                 }
             }
             ReloaderMsg::Reload { trigger, reply_to } => {
+                st.stamp = file_stamp(&st.shared);
                 st.seen = file_hash(&st.shared);
                 let out = reload(&st.shared, trigger).await;
                 if let Some(r) = reply_to {
@@ -150,7 +165,6 @@ impl Actor for ReloaderActor {
 /// Keys whose change needs a restart, with a comparable rendering of each.
 fn restart_keys(s: &Settings) -> Vec<(&'static str, String)> {
     let g = &s.file.gateway;
-    let js = |v: &dyn erased::Ser| v.render();
     vec![
         ("gateway.port", s.port.to_string()),
         (
@@ -176,16 +190,9 @@ fn restart_keys(s: &Settings) -> Vec<(&'static str, String)> {
     ]
 }
 
-mod erased {
-    /// Renders any serializable value for comparison.
-    pub trait Ser {
-        fn render(&self) -> String;
-    }
-    impl<T: serde::Serialize> Ser for T {
-        fn render(&self) -> String {
-            serde_json::to_string(self).unwrap_or_default()
-        }
-    }
+/// A value rendered for comparison.
+fn js<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
 }
 
 /// Reloads the config file and applies what can change live. Returns the outcome (also

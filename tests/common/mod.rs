@@ -19,6 +19,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// A strong token used by most tests.
 pub const TOKEN: &str = "TestToken0123456789abcdefghijklmnopqrstuvwxyzAB";
 
+/// A well-formed token that is not the gateway's.
+pub const WRONG_TOKEN: &str = "WrongToken0123456789abcdefghijklmnop";
+
 /// How long to wait for anything.
 pub fn patience() -> Duration {
     let ms = std::env::var("OPENCLAW_TEST_PATIENCE_MS")
@@ -315,13 +318,17 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
     .unwrap();
     let mut buf = String::new();
     s.read_to_string(&mut buf).unwrap();
-    let status = buf
+    let body = buf.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (http_status(&buf), body)
+}
+
+/// The status code of an HTTP/1.1 response's text (0 when there is none).
+pub fn http_status(response: &str) -> u16 {
+    response
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = buf.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
+        .unwrap_or(0)
 }
 
 /// A WebSocket client.

@@ -6,7 +6,7 @@
 use ractor::RpcReplyPort;
 use serde_json::{json, Value};
 
-use super::devices::{DeviceStore, PairedDevice};
+use super::devices::DeviceStore;
 use super::pairing::{approval_allowed, PendingRequest, Upsert};
 use super::{AuthRequest, AuthState, Caller, PairingOp};
 use crate::audit::AuditEvent;
@@ -164,23 +164,17 @@ fn remote_ip(req: &AuthRequest) -> String {
     req.client.to_string()
 }
 
-/// Creates or refreshes the pending request of a non-local device; audits
-/// `device.pair.requested` only when the request is new. Returns its `requestId`.
-pub(super) async fn request_pairing(
-    state: &mut AuthState,
-    req: &AuthRequest,
-    device_id: &str,
-) -> String {
+/// What a connecting device asks to be paired as (`ts` is set by the pending table).
+fn ask_of(req: &AuthRequest, device_id: &str) -> PendingRequest {
     let p = &req.params;
-    let public_key = p
-        .device
-        .as_ref()
-        .and_then(canonical_public_key)
-        .unwrap_or_default();
-    let ask = PendingRequest {
+    PendingRequest {
         request_id: uuid::Uuid::new_v4().to_string(),
         device_id: device_id.to_string(),
-        public_key,
+        public_key: p
+            .device
+            .as_ref()
+            .and_then(canonical_public_key)
+            .unwrap_or_default(),
         display_name: p.client.display_name.clone(),
         platform: p.client.platform.clone(),
         device_family: p.client.device_family.clone(),
@@ -193,7 +187,17 @@ pub(super) async fn request_pairing(
         silent: false,
         is_repair: false,
         ts: 0,
-    };
+    }
+}
+
+/// Creates or refreshes the pending request of a non-local device; audits
+/// `device.pair.requested` only when the request is new. Returns its `requestId`.
+pub(super) async fn request_pairing(
+    state: &mut AuthState,
+    req: &AuthRequest,
+    device_id: &str,
+) -> String {
+    let ask = ask_of(req, device_id);
     let (pending, outcome) = state.pending.upsert(ask, now_ms());
     if outcome == Upsert::Created {
         let ev = AuditEvent::new("device.pair.requested")
@@ -210,25 +214,10 @@ pub(super) async fn request_pairing(
 
 /// Records a silently approved local device and persists the store off the actor.
 pub(super) fn approve_silently(state: &mut AuthState, req: &AuthRequest, id: &str) {
-    let p = &req.params;
-    let Some(device) = &p.device else { return };
-    let now = now_ms();
-    let entry = PairedDevice {
-        device_id: id.to_string(),
-        public_key: canonical_public_key(device).unwrap_or_default(),
-        display_name: p.client.display_name.clone(),
-        platform: p.client.platform.clone(),
-        device_family: p.client.device_family.clone(),
-        client_id: p.client.id.clone(),
-        client_mode: p.client.mode.clone(),
-        role: p.role().to_string(),
-        roles: vec![p.role().to_string()],
-        scopes: p.requested_scopes().to_vec(),
-        remote_ip: remote_ip(req),
-        approved_via: "silent".into(),
-        created_at_ms: now,
-        approved_at_ms: now,
-    };
+    if req.params.device.is_none() {
+        return;
+    }
+    let entry = ask_of(req, id).approve("silent", now_ms());
     state.store.devices.insert(id.to_string(), entry);
     state.pending.remove_device(id);
     let ev = AuditEvent::new("device.approved")

@@ -587,9 +587,7 @@ fn check_cdp_ports(
         .browser
         .as_ref()
         .and_then(|b| b.cdp_url.as_deref())
-        .and_then(|u| u.split("://").nth(1).unwrap_or(u).split('/').next())
-        .and_then(|hostport| hostport.rsplit_once(':'))
-        .and_then(|(_, p)| p.parse::<u16>().ok());
+        .and_then(|u| cdp_host_port(u).1);
     let in_range = |p: u16| (port != 0 && range.contains(&u32::from(p))) || Some(p) == cdp_url_port;
     if let Some(t) = tunnels
         .iter()
@@ -806,22 +804,34 @@ pub fn validate_secret(
     Ok(())
 }
 
-/// `browser.cdpUrl` must stay on loopback: CDP is full control of the browser.
-fn check_cdp(file: &FileConfig, cfg: &Path) -> Result<(), ConfigError> {
-    let Some(url) = file.browser.as_ref().and_then(|b| b.cdp_url.as_deref()) else {
-        return Ok(());
-    };
-    let host = url
+/// Host and port of `browser.cdpUrl` (`http://127.0.0.1:9222/…`, `ws://[::1]:9222`).
+fn cdp_host_port(url: &str) -> (&str, Option<u16>) {
+    let hostport = url
         .split("://")
         .nth(1)
         .unwrap_or(url)
         .split('/')
         .next()
         .unwrap_or("");
-    let host = match host.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(""),
-        None => host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host),
+    let (host, port) = match hostport.strip_prefix('[') {
+        Some(rest) => {
+            let (h, tail) = rest.split_once(']').unwrap_or((rest, ""));
+            (h, tail.strip_prefix(':'))
+        }
+        None => match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        },
     };
+    (host, port.and_then(|p| p.parse().ok()))
+}
+
+/// `browser.cdpUrl` must stay on loopback: CDP is full control of the browser.
+fn check_cdp(file: &FileConfig, cfg: &Path) -> Result<(), ConfigError> {
+    let Some(url) = file.browser.as_ref().and_then(|b| b.cdp_url.as_deref()) else {
+        return Ok(());
+    };
+    let (host, _) = cdp_host_port(url);
     let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
     if !loopback {
         return Err(ConfigError::Refused(format!(

@@ -58,6 +58,16 @@ pub enum LimitKey {
     User(Arc<str>),
 }
 
+impl std::fmt::Display for LimitKey {
+    /// As written in the audit log: the address, or `user:<name>`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LimitKey::Ip(ip) => write!(f, "{ip}"),
+            LimitKey::User(u) => write!(f, "user:{u}"),
+        }
+    }
+}
+
 /// A refused request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Denied {

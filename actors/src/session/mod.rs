@@ -308,12 +308,11 @@ fn on_request(me: &SessionRef, st: &mut SessionState, text: String) {
                 let ev = AuditEvent::new("ratelimit.hit")
                     .with("connId", st.conn_id.as_str())
                     .with("peer", st.peer.to_string())
-                    .with("key", limit_key_text(key))
+                    .with("key", key.to_string())
                     .with("method", req.method.as_str())
                     .with("retryAfterMs", retry_ms);
-                let audit = st.shared.audit.clone();
-                tokio::spawn(async move { audit.record(ev).await });
-                tracing::info!(key = %limit_key_text(key), retry_after_ms = retry_ms, "request rate limit reached");
+                st.shared.audit.record_detached(ev);
+                tracing::info!(%key, retry_after_ms = retry_ms, "request rate limit reached");
             }
             st.send(me, frame::response_err(&req.id, &e));
             return;
@@ -346,14 +345,6 @@ fn on_request(me: &SessionRef, st: &mut SessionState, text: String) {
                 out.text(text, MAX_BUFFERED_BYTES);
             });
         }
-    }
-}
-
-/// A limit key as written in the audit log.
-pub fn limit_key_text(k: &LimitKey) -> String {
-    match k {
-        LimitKey::Ip(ip) => ip.to_string(),
-        LimitKey::User(u) => format!("user:{u}"),
     }
 }
 
