@@ -7,7 +7,8 @@ use openclaw_actors::gateway;
 use openclaw_actors::secret::Secret;
 
 use crate::cli::{GatewayArgs, GatewayCmd, Global, LogLevel, RunArgs};
-use crate::{logging, signals};
+use crate::logging;
+use crate::signals::{Ask, Signals};
 
 /// Exit code for bad configuration or refused start-up.
 pub const EXIT_CONFIG: i32 = 2;
@@ -126,90 +127,125 @@ fn inputs(global: &Global, run: &RunArgs) -> Inputs {
     }
 }
 
+/// Starts the gateway, reports how it listens, then serves until a stop signal (SIGHUP
+/// reloads the config meanwhile) or until the runtime gives up.
 async fn serve(settings: config::Settings, started: Instant) -> i32 {
-    let audit_file = settings.audit_file.clone();
+    // Installed before anything binds: a SIGHUP sent once the port answers must reload,
+    // never kill the process with the default action.
+    let mut signals = Signals::install();
     let log_file = settings.log_file.clone();
-    let mode = settings.auth.mode;
-    let source = settings.auth.source.clone();
-    let bind = settings.bind.clone();
-    let gw = match gateway::start(settings).await {
+    let report = Report::of(&settings);
+    let mut gw = match gateway::start(settings).await {
         Ok(g) => g,
         Err(e) => {
             eprintln!("openclaw gateway: {e}");
             return EXIT_CONFIG;
         }
     };
-    for addr in gw.listeners() {
-        crate::out!("listening on ws://{addr}");
-    }
-    match (mode, gw.runtime_token_path()) {
-        (AuthMode::Token, Some(p)) => {
-            crate::out!("auth: token (runtime token in {}, mode 0600)", p.display())
-        }
-        (AuthMode::Token, None) => crate::out!("auth: token (from {source})"),
-        (AuthMode::Password, _) => crate::out!("auth: password (from {source})"),
-        (AuthMode::None, _) => crate::out!("auth: none (loopback only)"),
-        (AuthMode::TrustedProxy, _) => crate::out!(
-            "auth: trusted-proxy (users named by {})",
-            gw.shared
-                .live()
-                .policy
-                .trusted_proxies
-                .to_strings()
-                .join(", ")
-        ),
-    }
-    if let Some(w) = &bind.warning {
-        eprintln!("openclaw gateway: warning: {w}");
-        tracing::warn!("{w}");
-    }
-    if bind.exposed {
-        let live = gw.shared.live();
-        let p = &live.policy;
-        crate::out!(
-            "exposed beyond loopback (bind {}): allowlist {}, rate limit {}, pre-auth cap {}/IP",
-            bind.mode,
-            p.allowed
-                .as_ref()
-                .map(|a| format!("{} entries", a.len()))
-                .unwrap_or_else(|| "off (any address may connect)".into()),
-            p.rate
-                .map(|r| format!(
-                    "{}/{} ms, {} connections",
-                    r.max_requests,
-                    r.window.as_millis(),
-                    r.max_connections
-                ))
-                .unwrap_or_else(|| "off".into()),
-            p.max_preauth_per_ip
-        );
-    }
-    crate::out!("audit log: {}", audit_file.display());
-    crate::out!("gateway log: {}", log_file.display());
+    report.print(&gw);
     tracing::info!(
         startup_ms = started.elapsed().as_millis() as u64,
         "gateway ready"
     );
-    let gateway::Gateway {
-        root,
-        mut join,
-        shared,
-    } = gw;
-    tokio::select! {
-        sig = signals::shutdown_signal() => {
-            tracing::info!(signal = sig, "shutting down");
-            let clean = gateway::shutdown(&root, &shared, sig).await;
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), join).await;
-            if clean {
-                tracing::info!("shutdown complete");
-            } else {
-                tracing::warn!("shutdown finished after the grace period; remaining sessions were dropped");
+    let stopped = loop {
+        tokio::select! {
+            ask = signals.next() => match ask {
+                Ask::Reload => {
+                    let out = gw.reload("SIGHUP").await;
+                    tracing::debug!(outcome = %out, "reload on SIGHUP");
+                }
+                Ask::Stop(sig) => break Some(sig),
+            },
+            _ = &mut gw.join => break None,
+        }
+    };
+    let Some(sig) = stopped else {
+        eprintln!(
+            "openclaw gateway: the runtime stopped after repeated failures; see {}",
+            log_file.display()
+        );
+        return EXIT_RUNTIME;
+    };
+    tracing::info!(signal = sig, "shutting down");
+    if gw.stop(sig).await {
+        tracing::info!("shutdown complete");
+    } else {
+        tracing::warn!("shutdown finished after the grace period; remaining sessions were dropped");
+    }
+    0
+}
+
+/// What start-up prints, taken from the settings before they move into the gateway.
+struct Report {
+    mode: AuthMode,
+    source: String,
+    bind: config::BindPlan,
+    audit_file: std::path::PathBuf,
+    log_file: std::path::PathBuf,
+}
+
+// === impl Report ===
+
+impl Report {
+    fn of(s: &config::Settings) -> Self {
+        Self {
+            mode: s.auth.mode,
+            source: s.auth.source.to_string(),
+            bind: s.bind.clone(),
+            audit_file: s.audit_file.clone(),
+            log_file: s.log_file.clone(),
+        }
+    }
+
+    fn print(&self, gw: &gateway::Gateway) {
+        for addr in gw.listeners() {
+            crate::out!("listening on ws://{addr}");
+        }
+        let live = gw.hub.live.get();
+        match (self.mode, gw.runtime_token_path()) {
+            (AuthMode::Token, Some(p)) => {
+                crate::out!("auth: token (runtime token in {}, mode 0600)", p.display())
             }
-            0
+            (AuthMode::Token, None) => crate::out!("auth: token (from {})", self.source),
+            (AuthMode::Password, _) => crate::out!("auth: password (from {})", self.source),
+            (AuthMode::None, _) => crate::out!("auth: none (loopback only)"),
+            (AuthMode::TrustedProxy, _) => crate::out!(
+                "auth: trusted-proxy (users named by {})",
+                live.policy.trusted_proxies.to_strings().join(", ")
+            ),
         }
-        _ = &mut join => {
-            eprintln!("openclaw gateway: the runtime stopped after repeated failures; see {}", log_file.display());
-            EXIT_RUNTIME
+        if let Some(w) = &self.bind.warning {
+            eprintln!("openclaw gateway: warning: {w}");
+            tracing::warn!("{w}");
         }
+        if self.bind.exposed {
+            self.print_exposure(&live.policy);
+        }
+        crate::out!("audit log: {}", self.audit_file.display());
+        crate::out!("gateway log: {}", self.log_file.display());
+    }
+
+    fn print_exposure(&self, p: &openclaw_actors::guard::Policy) {
+        let allowlist = p
+            .allowed
+            .as_ref()
+            .map(|a| format!("{} entries", a.len()))
+            .unwrap_or_else(|| "off (any address may connect)".into());
+        let rate = p
+            .rate
+            .map(|r| {
+                format!(
+                    "{}/{} ms, {} connections",
+                    r.max_requests,
+                    r.window.as_millis(),
+                    r.max_connections
+                )
+            })
+            .unwrap_or_else(|| "off".into());
+        crate::out!(
+            "exposed beyond loopback (bind {}): allowlist {allowlist}, rate limit {rate}, pre-auth cap {}/IP",
+            self.bind.mode,
+            p.max_preauth_per_ip
+        );
     }
 }

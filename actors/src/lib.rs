@@ -2,30 +2,35 @@
 //!
 //! # Layout
 //!
-//! - [`root`]: the root supervisor and the actor tree (one_for_one, permanent children).
-//! - [`supervisor`]: the OTP-style supervision helper every supervising actor uses.
-//! - [`listener`]: one Listener actor per bound address; accept loop and hyper serving.
-//! - [`http`]: `/healthz`, `/readyz`, `/`, and the WebSocket upgrade.
-//! - [`session_manager`]: spawns one Session actor per connection (temporary children).
-//! - [`session`]: the per-connection actor (handshake, requests, events) and its I/O task.
-//! - [`auth`]: the Auth actor (secret, device proof, pairing store, pending pairing requests,
-//!   `device.pair.*`) and its pure rules.
-//! - [`guard`]: admission before the upgrade (forwarded-header trust, IP allowlist, pre-auth
-//!   cap, request rate limit) as pure rules over a hot-reloadable policy.
-//! - [`rate_limiter`]: the RateLimiter actor (owns the limiter table's upkeep).
-//! - [`reloader`]: the Reloader actor (SIGHUP and config-file changes; live settings swap).
-//! - [`presence`]: the Presence actor (tick, presence, shutdown broadcasts).
-//! - [`tunnel_supervisor`]: the TunnelSupervisor actor (one Tunnel child per tunnel).
-//! - [`tunnel`]: the Tunnel actor, its pure ssh state machine, the ssh process owner, probes.
-//! - [`audit`]: the AuditLogger actor and its lossless, group-committed writer thread.
-//! - [`methods`]: request handlers and their scope checks.
-//! - [`logtail`]: `logs.tail` / `audit.tail` cursor semantics.
+//! The actor tree, with each actor module next to its pure logic:
+//!
+//! - [`root`]: the root supervisor; its children are a list of child specs (data).
+//! - [`supervisor`]: the OTP-style supervision helper every supervisor uses, and the one
+//!   [`supervisor::Backoff`] rule (also used by the tunnels).
+//! - [`wiring`]: typed slots through which actors reach each other ([`wiring::Peers`]).
+//! - [`shared`]: state read without messages, split by purpose (facts, registry, counters,
+//!   live config, tunnel table).
+//! - [`audit`]: the AuditLogger actor, its lossless group-committed [`audit::writer`]
+//!   thread (private), and [`audit::events`], the list of every event and its fields.
+//! - [`auth`]: the Auth actor (secret, device proof, pairing store, pending pairing
+//!   requests, `device.pair.*`) and its pure rules.
+//! - [`guard`]: admission before the upgrade (forwarded-header trust, IP allowlist,
+//!   pre-auth cap, request rate limit) as pure rules, and the RateLimiter actor
+//!   ([`guard::limiter_actor`]) beside the limiter table.
+//! - [`config`]: the config schema, loading, resolution (flags > env > file > defaults),
+//!   the pure reload [`config::plan`], and the Reloader actor ([`config::reloader`]).
+//! - [`presence`]: the Presence actor (tick, presence broadcasts).
+//! - [`listener`]: one Listener actor per bound address, and [`listener::http`]
+//!   (`/healthz`, `/readyz`, `/`, the WebSocket upgrade).
+//! - [`session`]: the SessionManager ([`session::manager`]), the per-connection Session
+//!   actor, its I/O tasks ([`session::io`]), the handshake, and the method table
+//!   ([`session::methods`]) with `logs.tail` cursors ([`session::logtail`]).
+//! - [`tunnel`]: the TunnelSupervisor ([`tunnel::supervisor`]), the Tunnel actor, its pure
+//!   ssh state machine, the ssh process owner, probes.
 //! - [`protocol`]: the wire protocol without I/O (frames, errors, versions, scopes, devices).
-//! - [`config`]: the config schema, loading and resolution (flags > env > file > defaults).
-//! - [`shared`]: counters and the connection registry read on hot paths without messages.
 //! - [`state`]: state-dir files (atomic 0600 writes, runtime token).
 //! - [`secret`]: masked secrets and constant-time comparison.
-//! - [`gateway`]: start and stop a gateway.
+//! - [`gateway`]: start and stop a gateway (several may run in one process).
 
 #![forbid(unsafe_code)]
 
@@ -34,20 +39,14 @@ pub mod auth;
 pub mod config;
 pub mod gateway;
 pub mod guard;
-pub mod http;
 pub mod listener;
-pub mod logtail;
-pub mod methods;
 pub mod presence;
 pub mod protocol;
-pub mod rate_limiter;
-pub mod reloader;
 pub mod root;
 pub mod secret;
 pub mod session;
-pub mod session_manager;
 pub mod shared;
 pub mod state;
 pub mod supervisor;
 pub mod tunnel;
-pub mod tunnel_supervisor;
+pub mod wiring;

@@ -6,23 +6,31 @@
 //! clients are not listed in presence at all.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
 use serde_json::{json, Value};
 
 use crate::session::{Broadcast, SessionMsg, SessionRef};
-use crate::shared::{now_ms, read, Shared, VERSION};
+use crate::shared::{now_ms, read, Counters, Facts, Hub, Registry, VERSION};
 
-/// Registered name of the presence actor.
-pub const NAME: &str = "openclaw.presence";
 /// Delay that coalesces presence broadcasts.
 pub const PRESENCE_COALESCE: Duration = Duration::from_millis(250);
 
 /// The presence actor.
 pub struct PresenceActor;
+
+/// Start-up arguments.
+#[derive(Clone)]
+pub struct PresenceArgs {
+    /// Host name, start time and `tickIntervalMs`.
+    pub facts: Arc<Facts>,
+    /// The authenticated connections listed in presence.
+    pub registry: Arc<Registry>,
+    /// `stateVersion.presence`.
+    pub counters: Arc<Counters>,
+}
 
 /// Messages to the presence actor.
 pub enum PresenceMsg {
@@ -44,24 +52,40 @@ pub enum PresenceMsg {
     Tick,
     /// Timer: send the coalesced `presence` event.
     FlushPresence,
-    /// Send `event` to everyone (e.g. `shutdown`).
-    Broadcast {
-        /// Event name.
-        event: &'static str,
-        /// Payload.
-        payload: Value,
-    },
 }
 
 /// State.
 pub struct PresenceState {
-    shared: Arc<Shared>,
+    args: PresenceArgs,
     sessions: HashMap<String, (SessionRef, bool)>,
     flush_scheduled: bool,
 }
 
 /// Reference to the presence actor.
 pub type PresenceRef = ActorRef<PresenceMsg>;
+
+/// Starts the presence actor linked to `supervisor`.
+pub async fn spawn(
+    args: PresenceArgs,
+    supervisor: ActorCell,
+) -> Result<PresenceRef, ractor::SpawnErr> {
+    Ok(Actor::spawn_linked(None, PresenceActor, args, supervisor)
+        .await?
+        .0)
+}
+
+// === impl PresenceArgs ===
+
+impl PresenceArgs {
+    /// The parts of `hub` presence uses.
+    pub fn from_hub(hub: &Hub) -> Self {
+        Self {
+            facts: hub.facts.clone(),
+            registry: hub.registry.clone(),
+            counters: hub.counters.clone(),
+        }
+    }
+}
 
 impl PresenceMsg {
     /// Message kind for tracing.
@@ -71,7 +95,6 @@ impl PresenceMsg {
             PresenceMsg::Leave { .. } => "Leave",
             PresenceMsg::Tick => "Tick",
             PresenceMsg::FlushPresence => "FlushPresence",
-            PresenceMsg::Broadcast { .. } => "Broadcast",
         }
     }
 }
@@ -79,16 +102,16 @@ impl PresenceMsg {
 impl Actor for PresenceActor {
     type Msg = PresenceMsg;
     type State = PresenceState;
-    type Arguments = Arc<Shared>;
+    type Arguments = PresenceArgs;
 
     async fn pre_start(
         &self,
         me: ActorRef<PresenceMsg>,
-        shared: Arc<Shared>,
+        args: PresenceArgs,
     ) -> Result<PresenceState, ActorProcessingErr> {
-        me.send_interval(shared.settings.tick_interval, || PresenceMsg::Tick);
+        me.send_interval(args.facts.settings.tick_interval, || PresenceMsg::Tick);
         Ok(PresenceState {
-            shared,
+            args,
             sessions: HashMap::new(),
             flush_scheduled: false,
         })
@@ -120,12 +143,12 @@ impl Actor for PresenceActor {
             PresenceMsg::Tick => broadcast(st, "tick", json!({"ts": now_ms()}), true, None),
             PresenceMsg::FlushPresence => {
                 st.flush_scheduled = false;
-                st.shared.presence_version.fetch_add(1, Ordering::Relaxed);
-                let sv = st.shared.state_version();
-                let payload = json!({"presence": entries(&st.shared)});
+                let a = &st.args;
+                Counters::bump(&a.counters.presence_version);
+                let sv = a.counters.state_version();
+                let payload = json!({"presence": entries(&a.facts, &a.registry)});
                 broadcast(st, "presence", payload, true, Some(sv));
             }
-            PresenceMsg::Broadcast { event, payload } => broadcast(st, event, payload, false, None),
         }
         Ok(())
     }
@@ -158,16 +181,16 @@ fn broadcast(
 }
 
 /// Presence entries: the gateway itself plus every listed authenticated client.
-pub fn entries(shared: &Shared) -> Vec<Value> {
+pub fn entries(facts: &Facts, registry: &Registry) -> Vec<Value> {
     let mut v = vec![json!({
-        "host": shared.hostname,
+        "host": facts.hostname,
         "mode": "gateway",
         "reason": "self",
         "version": VERSION,
         "platform": std::env::consts::OS,
-        "ts": shared.started_ms,
+        "ts": facts.started_ms,
     })];
-    for c in shared.connections() {
+    for c in registry.connections() {
         let id = read(&c.identity);
         let Some(i) = id.as_ref() else { continue };
         if !is_listed(&i.client_mode) {
@@ -175,7 +198,7 @@ pub fn entries(shared: &Shared) -> Vec<Value> {
         }
         v.push(json!({
             "host": i.display_name.clone().unwrap_or_else(|| i.client_id.clone()),
-            "ip": c.peer.ip().to_string(),
+            "ip": c.facts.peer.ip().to_string(),
             "version": i.client_version,
             "platform": i.platform,
             "deviceFamily": i.device_family,

@@ -1,30 +1,30 @@
-//! The root supervisor (one_for_one). Children, in start order: AuditLogger, Auth,
-//! RateLimiter, Reloader, Presence, SessionManager, TunnelSupervisor, then one Listener per
-//! address (none for `openclaw tunnel run`). All are permanent: a crashed
-//! child is restarted under the same name after a jittered backoff; more than 5 restarts in
-//! 30 s escalates (the root fails, the process exits non-zero, systemd restarts it).
-//! Shutdown is ordered: stop accepting, close sessions (1012) within the grace period, then
-//! stop the rest in reverse start order, audit last so it drains and syncs.
+//! The root supervisor (one_for_one). Its children are data: [`children`] lists one
+//! [`ChildSpec`] per child, in start order — AuditLogger, Auth, RateLimiter, Reloader,
+//! Presence, SessionManager, TunnelSupervisor, then one Listener per address (none for
+//! `openclaw tunnel run`). Each spec carries its start function and the typed slot it fills,
+//! so a restarted child is reachable again at once. All are permanent: a crashed child is
+//! restarted after a jittered backoff; more than 5 restarts in 30 s escalates (the root
+//! fails, the process exits non-zero, systemd restarts it). Shutdown is ordered: stop
+//! accepting, close sessions (1012) within the grace period, then stop the rest in reverse
+//! start order, audit last so it drains and syncs.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
-use crate::audit::{self, AuditArgs, AuditEvent, AuditLoggerActor};
-use crate::auth::{self, AuthActor, AuthArgs};
-use crate::listener::{ListenerActor, ListenerArgs};
-use crate::presence::{self, PresenceActor};
-use crate::rate_limiter::{self, RateLimiterActor};
-use crate::reloader::{self, ReloaderActor};
-use crate::session_manager::{self, SessionManagerActor, SessionManagerMsg};
-use crate::shared::Shared;
+use crate::audit::{self, AuditArgs, AuditEvent};
+use crate::auth::{self, AuthArgs};
+use crate::config::reloader::{self, ReloaderArgs};
+use crate::guard::limiter_actor;
+use crate::listener::{self, http::HttpCtx, ListenerArgs};
+use crate::presence::{self, PresenceArgs};
+use crate::session::manager::{self, SessionManagerArgs, SessionManagerMsg};
+use crate::shared::Hub;
 use crate::supervisor::{Backoff, ChildSpec, Decision, Intensity, Restart, Supervisor};
-use crate::tunnel_supervisor::{self, TunnelSupervisorActor};
-
-/// Registered name of the root.
-pub const NAME: &str = "openclaw.root";
+use crate::tunnel::supervisor::{self as tunnel_sup, TunnelSupArgs};
+use crate::tunnel::TunnelEnv;
+use crate::wiring::Peers;
 
 /// Restart budget of the root.
 pub const INTENSITY: Intensity = Intensity {
@@ -35,6 +35,7 @@ pub const INTENSITY: Intensity = Intensity {
 pub const BACKOFF: Backoff = Backoff {
     initial: Duration::from_millis(50),
     max: Duration::from_secs(5),
+    multiplier: 2.0,
     jitter: 0.3,
 };
 
@@ -43,8 +44,10 @@ pub struct RootActor;
 
 /// Start-up arguments.
 pub struct RootArgs {
-    /// Shared state.
-    pub shared: Arc<Shared>,
+    /// Every shared part (each child gets the parts it uses).
+    pub hub: Hub,
+    /// The slots the root fills as it starts children.
+    pub peers: Peers,
     /// For (re)starting the audit logger.
     pub audit: AuditArgs,
 }
@@ -64,8 +67,10 @@ pub enum RootMsg {
 
 /// State.
 pub struct RootState {
-    args: RootArgs,
+    hub: Hub,
+    peers: Peers,
     sup: Supervisor,
+    listeners: Vec<String>,
     stopping: bool,
 }
 
@@ -82,87 +87,90 @@ impl RootMsg {
     }
 }
 
-fn listener_name(i: usize) -> String {
-    format!("openclaw.listener.{i}")
-}
-
-fn specs(listeners: usize) -> Vec<ChildSpec> {
-    let spec = |name: &str, secs| ChildSpec {
-        name: name.to_string(),
-        restart: Restart::Permanent,
-        shutdown: Duration::from_secs(secs),
+/// The root's children in start order, and the names of the listeners among them.
+pub fn children(args: &RootArgs) -> (Vec<ChildSpec>, Vec<String>) {
+    let (hub, peers) = (&args.hub, &args.peers);
+    let s = hub.settings();
+    let secs = Duration::from_secs;
+    let p = Restart::Permanent;
+    let tunnel_env = TunnelEnv {
+        table: hub.tunnels.clone(),
+        audit: hub.audit.clone(),
+        dir: s.paths.state_dir.join("tunnels"),
     };
     let mut v = vec![
-        spec(audit::NAME, 15),
-        spec(auth::NAME, 5),
-        spec(rate_limiter::NAME, 5),
-        spec(reloader::NAME, 5),
-        spec(presence::NAME, 5),
-        spec(session_manager::NAME, 5),
-        spec(tunnel_supervisor::NAME, 10),
+        ChildSpec::new("audit", p, secs(15), args.audit.clone(), None, audit::spawn),
+        ChildSpec::new(
+            "auth",
+            p,
+            secs(5),
+            AuthArgs::from_hub(hub, peers),
+            Some(peers.auth.clone()),
+            auth::spawn,
+        ),
+        ChildSpec::new(
+            "ratelimiter",
+            p,
+            secs(5),
+            hub.limiter.clone(),
+            Some(peers.limiter.clone()),
+            limiter_actor::spawn,
+        ),
+        ChildSpec::new(
+            "reloader",
+            p,
+            secs(5),
+            ReloaderArgs::from_hub(hub, peers),
+            Some(peers.reloader.clone()),
+            reloader::spawn,
+        ),
+        ChildSpec::new(
+            "presence",
+            p,
+            secs(5),
+            PresenceArgs::from_hub(hub),
+            Some(peers.presence.clone()),
+            presence::spawn,
+        ),
+        ChildSpec::new(
+            "sessions",
+            p,
+            secs(5),
+            SessionManagerArgs {
+                hub: hub.clone(),
+                peers: peers.clone(),
+            },
+            Some(peers.sessions.clone()),
+            manager::spawn,
+        ),
+        ChildSpec::new(
+            "tunnels",
+            p,
+            secs(10),
+            TunnelSupArgs {
+                tunnels: s.tunnels.clone(),
+                env: tunnel_env,
+            },
+            Some(peers.tunnels.clone()),
+            tunnel_sup::spawn,
+        ),
     ];
-    for i in 0..listeners {
-        v.push(spec(&listener_name(i), 5));
+    let http = std::sync::Arc::new(HttpCtx {
+        hub: hub.clone(),
+        sessions: peers.sessions.clone(),
+    });
+    let mut names = Vec::new();
+    for (i, addr) in s.listen.iter().enumerate() {
+        let name = format!("listener.{i}");
+        let la = ListenerArgs {
+            addr: *addr,
+            optional: s.optional_listen.contains(addr),
+            http: http.clone(),
+        };
+        v.push(ChildSpec::new(&name, p, secs(5), la, None, listener::spawn));
+        names.push(name);
     }
-    v
-}
-
-async fn spawn_child(
-    name: &str,
-    me: &ActorRef<RootMsg>,
-    args: &RootArgs,
-) -> Result<ActorCell, ActorProcessingErr> {
-    let sup = me.get_cell();
-    let n = Some(name.to_string());
-    let shared = args.shared.clone();
-    let cell = match name {
-        audit::NAME => Actor::spawn_linked(n, AuditLoggerActor, args.audit.clone(), sup)
-            .await?
-            .0
-            .get_cell(),
-        auth::NAME => Actor::spawn_linked(n, AuthActor, AuthArgs { shared }, sup)
-            .await?
-            .0
-            .get_cell(),
-        rate_limiter::NAME => Actor::spawn_linked(n, RateLimiterActor, shared, sup)
-            .await?
-            .0
-            .get_cell(),
-        reloader::NAME => Actor::spawn_linked(n, ReloaderActor, shared, sup)
-            .await?
-            .0
-            .get_cell(),
-        presence::NAME => Actor::spawn_linked(n, PresenceActor, shared, sup)
-            .await?
-            .0
-            .get_cell(),
-        session_manager::NAME => Actor::spawn_linked(n, SessionManagerActor, shared, sup)
-            .await?
-            .0
-            .get_cell(),
-        tunnel_supervisor::NAME => Actor::spawn_linked(n, TunnelSupervisorActor, shared, sup)
-            .await?
-            .0
-            .get_cell(),
-        other => {
-            let i: usize = other
-                .rsplit('.')
-                .next()
-                .and_then(|s| s.parse().ok())
-                .ok_or("unknown child")?;
-            let addr = shared.settings.listen[i];
-            let la = ListenerArgs {
-                addr,
-                optional: shared.settings.optional_listen.contains(&addr),
-                shared,
-            };
-            Actor::spawn_linked(n, ListenerActor, la, sup)
-                .await?
-                .0
-                .get_cell()
-        }
-    };
-    Ok(cell)
+    (v, names)
 }
 
 impl Actor for RootActor {
@@ -175,26 +183,14 @@ impl Actor for RootActor {
         me: ActorRef<RootMsg>,
         args: RootArgs,
     ) -> Result<RootState, ActorProcessingErr> {
-        let mut sup = Supervisor::new(
-            "root",
-            specs(args.shared.settings.listen.len()),
-            INTENSITY,
-            BACKOFF,
-        );
-        let names: Vec<String> = sup.specs().iter().map(|s| s.name.clone()).collect();
-        for name in names {
-            match spawn_child(&name, &me, &args).await {
-                Ok(cell) => sup.started(&name, cell),
-                Err(e) => {
-                    // Start-up failure: stop what already runs, in reverse order.
-                    sup.shutdown().await;
-                    return Err(e);
-                }
-            }
-        }
+        let (specs, listeners) = children(&args);
+        let mut sup = Supervisor::new("root", specs, INTENSITY, BACKOFF);
+        sup.start_all(&me.get_cell()).await?;
         Ok(RootState {
-            args,
+            hub: args.hub,
+            peers: args.peers,
             sup,
+            listeners,
             stopping: false,
         })
     }
@@ -208,15 +204,13 @@ impl Actor for RootActor {
         tracing::trace!(actor = "root", msg = msg.kind(), "message");
         match msg {
             RootMsg::RestartChild(name) if !st.stopping => {
-                match spawn_child(&name, &me, &st.args).await {
-                    Ok(cell) => {
+                match st.sup.start(&name, &me.get_cell()).await {
+                    Ok(()) => {
                         tracing::info!(child = %name, "child restarted");
-                        st.args
-                            .shared
+                        st.hub
                             .audit
-                            .record(AuditEvent::new("actor.restarted").with("actor", name.as_str()))
+                            .record(AuditEvent::actor_restarted(&name))
                             .await;
-                        st.sup.started(&name, cell);
                     }
                     Err(e) => {
                         // pre_start failures never reach handle_supervisor_evt: retry at the cap.
@@ -247,10 +241,10 @@ impl Actor for RootActor {
         }
         match st.sup.on_event(&evt, Instant::now()) {
             Decision::Restart { name, delay, .. } => {
-                let ev = AuditEvent::new("actor.failed")
-                    .with("actor", name.as_str())
-                    .with("restartInMs", delay.as_millis() as u64);
-                st.args.shared.audit.record(ev).await;
+                st.hub
+                    .audit
+                    .record(AuditEvent::actor_failed(&name, delay))
+                    .await;
                 me.send_after(delay, move || RootMsg::RestartChild(name));
             }
             Decision::Escalate(why) => {
@@ -266,37 +260,30 @@ impl Actor for RootActor {
 }
 
 async fn shutdown(st: &mut RootState, reason: &str) -> bool {
-    let shared = st.args.shared.clone();
-    shared.shutting_down.store(true, Ordering::Relaxed);
-    let grace = shared.settings.shutdown_grace;
+    st.hub.registry.shutting_down.store(true, Ordering::Relaxed);
+    let grace = st.hub.settings().shutdown_grace;
     // 1. stop accepting
-    for i in 0..shared.settings.listen.len() {
-        if let Some(l) = ractor::registry::where_is(listener_name(i)) {
-            let _ = l
-                .stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(2)))
-                .await;
-        }
+    for name in &st.listeners {
+        st.sup.stop_child(name).await;
     }
     // 2. close sessions with 1012 within the grace period
-    let mut clean = true;
-    if let Some(cell) = ractor::registry::where_is(session_manager::NAME) {
-        let mgr: ActorRef<SessionManagerMsg> = cell.into();
-        let left = mgr
-            .call(
-                |reply_to| SessionManagerMsg::Shutdown {
-                    reason: reason.to_string(),
-                    grace,
-                    reply_to,
-                },
-                Some(grace + Duration::from_secs(1)),
-            )
-            .await;
-        clean = matches!(left, Ok(ractor::rpc::CallResult::Success(0)));
-    }
-    let ev = AuditEvent::new("gateway.stop")
-        .with("reason", reason)
-        .with("clean", clean);
-    shared.audit.record(ev).await;
+    let left = st
+        .peers
+        .sessions
+        .call(
+            |reply_to| SessionManagerMsg::Shutdown {
+                reason: reason.to_string(),
+                grace,
+                reply_to,
+            },
+            grace + Duration::from_secs(1),
+        )
+        .await;
+    let clean = matches!(left, Ok(0));
+    st.hub
+        .audit
+        .record(AuditEvent::gateway_stop(reason, clean))
+        .await;
     // 3. the rest in reverse order; the audit logger drains and syncs in its post_stop
     let killed = st.sup.shutdown().await;
     if !killed.is_empty() {

@@ -1,10 +1,19 @@
-//! State shared by reference across actors for the hot paths: per-connection counters that
-//! the I/O tasks bump directly, the connection registry read by `status` and
-//! `gateway.connections.list`, and gateway-wide counters. Actors own lifecycle; this only
-//! holds numbers and snapshots, so no request needs an actor round trip to read them.
+//! State read on hot paths without messages, split by owner and purpose. Each actor's `Args`
+//! names only the parts it uses:
+//!
+//! - [`Facts`]: fixed for the life of the process (start-up settings, boot id, host name).
+//! - [`Registry`]: the bound listeners and the live connections (written by listeners and
+//!   sessions, read by `status`, presence and pairing).
+//! - [`Counters`]: gateway-wide numbers and `stateVersion`.
+//! - [`LiveConfig`]: what hot reload may change, swapped whole by the Reloader.
+//! - [`TunnelTable`]: tunnel status rows published by the Tunnel actors.
+//!
+//! [`Hub`] bundles them for the places that legitimately read everything (HTTP admission and
+//! the request methods, whose `status` reports on every part). Actors own lifecycle; these
+//! only hold numbers and snapshots.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -13,7 +22,12 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use crate::audit::AuditHandle;
-use crate::config::Settings;
+use crate::auth::lockout::LockoutConfig;
+use crate::auth::rules::Secrets;
+use crate::config::{AuthMode, Settings};
+use crate::guard::limiter::Limiter;
+use crate::guard::preauth::PreauthTable;
+use crate::guard::Policy;
 
 /// Version reported to clients.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -57,15 +71,34 @@ pub struct Identity {
     pub authenticated_at_ms: i64,
 }
 
-/// Live numbers for one connection, bumped by its I/O task without locks.
-#[derive(Debug)]
-pub struct ConnStats {
+/// What the HTTP upgrade learned about a connection. Built once by the upgrade and shared as
+/// one `Arc` by the session, its registry entry and the Auth actor.
+#[derive(Debug, Clone)]
+pub struct ConnFacts {
     /// Connection id (uuid).
     pub conn_id: String,
     /// TCP peer.
     pub peer: SocketAddr,
-    /// Accept time.
+    /// The client: the TCP peer, or who a trusted proxy says it forwards.
+    pub client: IpAddr,
+    /// Came through a trusted proxy (forwarding headers from anyone else are refused before
+    /// the upgrade).
+    pub forwarded: bool,
+    /// `Origin` header (a browser).
+    pub origin: Option<String>,
+    /// The user a trusted proxy names (auth mode `trusted-proxy`), or why it names none.
+    pub proxy_user: Option<Result<String, &'static str>>,
+    /// `User-Agent`.
+    pub user_agent: Option<String>,
+    /// Accept time, ms since the epoch.
     pub connected_at_ms: i64,
+}
+
+/// Live numbers for one connection, bumped by its I/O task without locks.
+#[derive(Debug)]
+pub struct ConnStats {
+    /// What the upgrade learned.
+    pub facts: Arc<ConnFacts>,
     /// Set once authenticated.
     pub identity: RwLock<Option<Identity>>,
     /// Text frames received.
@@ -78,8 +111,39 @@ pub struct ConnStats {
     pub bytes_out: AtomicU64,
 }
 
-/// Gateway-wide counters.
+/// Fixed for the life of the process.
+#[derive(Debug)]
+pub struct Facts {
+    /// Settings as started. Restart-only keys are read here; hot-reloadable ones live in
+    /// [`LiveConfig`].
+    pub settings: Settings,
+    /// Start instant (uptime).
+    pub started: Instant,
+    /// Start time, ms since epoch.
+    pub started_ms: i64,
+    /// Random id of this process run.
+    pub boot_id: String,
+    /// This machine's host name, for presence.
+    pub hostname: String,
+    /// Where the generated runtime token lives, if one was generated or reused.
+    pub runtime_token_path: Option<PathBuf>,
+}
+
+/// The bound listeners and the live connections.
 #[derive(Debug, Default)]
+pub struct Registry {
+    /// The bound port (known after the first listener binds).
+    pub port: AtomicU16,
+    /// Bound listener addresses.
+    listeners: Mutex<Vec<SocketAddr>>,
+    /// Live connections by connId.
+    conns: Mutex<HashMap<String, Arc<ConnStats>>>,
+    /// Set when shutdown begins: new connections are refused.
+    pub shutting_down: AtomicBool,
+}
+
+/// Gateway-wide counters.
+#[derive(Debug)]
 pub struct Counters {
     /// WebSocket connections accepted since start.
     pub connections_total: AtomicU64,
@@ -93,6 +157,10 @@ pub struct Counters {
     pub sessions_crashed: AtomicU64,
     /// Requests answered.
     pub requests: AtomicU64,
+    /// Requests refused because the session had too many in flight.
+    pub requests_over_in_flight: AtomicU64,
+    /// Connections closed 1008 "slow consumer".
+    pub slow_consumers: AtomicU64,
     /// HTTP requests (not upgrades).
     pub http_requests: AtomicU64,
     /// Requests refused by the IP allowlist (HTTP 403).
@@ -105,128 +173,78 @@ pub struct Counters {
     pub reloads: AtomicU64,
     /// Config reloads refused (invalid file; the old settings stay).
     pub reloads_failed: AtomicU64,
-}
-
-/// What hot reload may change, swapped whole (readers take a snapshot: one lock, one
-/// `Arc` clone, then no lock while they use it).
-#[derive(Debug, Clone)]
-pub struct Live {
-    /// The secrets in force (including a generated runtime token).
-    pub secrets: crate::auth::rules::Secrets,
-    /// Admission rules.
-    pub policy: crate::guard::Policy,
-    /// Auth-failure lockout.
-    pub lockout: Option<crate::auth::lockout::LockoutConfig>,
-    /// Bumped by each applied reload.
-    pub generation: u64,
-}
-
-/// Everything shared, behind one `Arc`.
-#[derive(Debug)]
-pub struct Shared {
-    /// Effective settings.
-    pub settings: Settings,
-    /// Start instant (uptime).
-    pub started: Instant,
-    /// Start time, ms since epoch.
-    pub started_ms: i64,
-    /// Random id of this process run.
-    pub boot_id: String,
-    /// The bound port (known after the first listener binds).
-    pub port: AtomicU16,
-    /// Bound listener addresses.
-    pub listeners: Mutex<Vec<SocketAddr>>,
-    /// Live connections by connId.
-    pub conns: Mutex<HashMap<String, Arc<ConnStats>>>,
-    /// Counters.
-    pub counters: Counters,
     /// `stateVersion.presence`.
     pub presence_version: AtomicU64,
     /// `stateVersion.health`.
     pub health_version: AtomicU64,
-    /// Audit producer handle.
-    pub audit: AuditHandle,
-    /// Where the generated runtime token lives, if one was generated or reused.
-    pub runtime_token_path: Option<PathBuf>,
-    /// Set when shutdown begins: new connections are refused.
-    pub shutting_down: AtomicBool,
-    /// SHA-256 (hex) of the config file as loaded, for `config.get`.
-    pub config_hash: String,
-    /// This machine's host name, for presence.
-    pub hostname: String,
-    /// Tunnel status rows by name, published by the Tunnel actors.
-    pub tunnels: Mutex<std::collections::BTreeMap<String, Value>>,
-    /// Hot-reloadable settings.
-    pub live: RwLock<Arc<Live>>,
-    /// The request rate limit's table (owned by the RateLimiter actor; checked in place).
-    pub limiter: Arc<crate::guard::limiter::Limiter>,
-    /// Pre-auth connections per client address.
-    pub preauth: Arc<crate::guard::preauth::PreauthTable>,
 }
 
-// === impl Shared ===
+/// What hot reload may change, swapped whole (readers take a snapshot: one lock, one `Arc`
+/// clone, then no lock while they use it).
+#[derive(Debug, Clone)]
+pub struct Live {
+    /// The settings as last loaded from the file (what `config.get` shows). Keys that need
+    /// a restart may differ from [`Facts::settings`]; they are listed in `restart_pending`.
+    pub settings: Arc<Settings>,
+    /// SHA-256 (hex) of the config file's bytes as last loaded.
+    pub file_hash: String,
+    /// The secrets in force (including a generated runtime token).
+    pub secrets: Secrets,
+    /// Admission rules.
+    pub policy: Policy,
+    /// Auth-failure lockout.
+    pub lockout: Option<LockoutConfig>,
+    /// Bumped by each reload that applied a change.
+    pub generation: u64,
+    /// Keys changed in the file since start that only a restart applies.
+    pub restart_pending: Vec<&'static str>,
+}
 
-impl Shared {
-    /// Builds the shared state (reads the config file once, for its hash).
-    pub fn new(
-        settings: Settings,
-        audit: AuditHandle,
-        runtime_token_path: Option<PathBuf>,
-        secrets: crate::auth::rules::Secrets,
-    ) -> Self {
-        let live = Live {
-            secrets,
-            policy: settings.policy.clone(),
-            lockout: settings.lockout,
-            generation: 0,
-        };
-        let limiter = crate::guard::limiter::Limiter::new(
-            settings.policy.rate.unwrap_or_default(),
-            crate::guard::limiter::DEFAULT_MAX_KEYS,
-            Instant::now(),
-        );
-        let raw = std::fs::read(&settings.paths.config_path).unwrap_or_default();
-        let config_hash = crate::protocol::device::device_id(&raw);
+/// The cell holding [`Live`].
+#[derive(Debug)]
+pub struct LiveConfig(RwLock<Arc<Live>>);
+
+/// Tunnel status rows by name.
+#[derive(Debug, Default)]
+pub struct TunnelTable(Mutex<BTreeMap<String, Value>>);
+
+/// Every part, for HTTP admission and the request methods.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    /// Fixed facts.
+    pub facts: Arc<Facts>,
+    /// Listeners and connections.
+    pub registry: Arc<Registry>,
+    /// Counters.
+    pub counters: Arc<Counters>,
+    /// Hot-reloadable settings.
+    pub live: Arc<LiveConfig>,
+    /// Tunnel status rows.
+    pub tunnels: Arc<TunnelTable>,
+    /// The request rate limit's table (upkeep by the RateLimiter actor; checked in place).
+    pub limiter: Arc<Limiter>,
+    /// Pre-auth connections per client address.
+    pub preauth: Arc<PreauthTable>,
+    /// Audit producer handle.
+    pub audit: AuditHandle,
+}
+
+// === impl Facts ===
+
+impl Facts {
+    /// Facts for a process started now with `settings`.
+    pub fn new(settings: Settings, runtime_token_path: Option<PathBuf>) -> Self {
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|_| "localhost".into());
         Self {
-            port: AtomicU16::new(settings.port),
             settings,
             started: Instant::now(),
             started_ms: now_ms(),
             boot_id: uuid::Uuid::new_v4().to_string(),
-            listeners: Mutex::new(Vec::new()),
-            conns: Mutex::new(HashMap::new()),
-            counters: Counters::default(),
-            presence_version: AtomicU64::new(1),
-            health_version: AtomicU64::new(1),
-            audit,
-            runtime_token_path,
-            shutting_down: AtomicBool::new(false),
-            config_hash,
             hostname,
-            tunnels: Mutex::new(Default::default()),
-            live: RwLock::new(Arc::new(live)),
-            limiter: Arc::new(limiter),
-            preauth: Arc::default(),
+            runtime_token_path,
         }
-    }
-
-    /// The hot-reloadable settings now.
-    pub fn live(&self) -> Arc<Live> {
-        self.live
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Swaps in new hot-reloadable settings.
-    pub fn set_live(&self, live: Live) {
-        *self
-            .live
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(live);
     }
 
     /// Uptime in ms.
@@ -234,22 +252,39 @@ impl Shared {
         self.started.elapsed().as_millis() as u64
     }
 
+    /// The auth mode name for `hello-ok.snapshot.authMode` and `status`.
+    pub fn auth_mode_name(&self) -> &'static str {
+        match self.settings.auth.mode {
+            AuthMode::None => "none",
+            AuthMode::Token => "token",
+            AuthMode::Password => "password",
+            AuthMode::TrustedProxy => "trusted-proxy",
+        }
+    }
+}
+
+// === impl Registry ===
+
+impl Registry {
+    /// An empty registry expecting `port` (0: any).
+    pub fn new(port: u16) -> Self {
+        Self {
+            port: AtomicU16::new(port),
+            ..Default::default()
+        }
+    }
+
     /// Registers a new connection and returns its stats.
-    pub fn register(&self, conn_id: &str, peer: SocketAddr) -> Arc<ConnStats> {
+    pub fn register(&self, facts: Arc<ConnFacts>) -> Arc<ConnStats> {
         let stats = Arc::new(ConnStats {
-            conn_id: conn_id.to_string(),
-            peer,
-            connected_at_ms: now_ms(),
+            facts,
             identity: RwLock::new(None),
             frames_in: AtomicU64::new(0),
             frames_out: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
         });
-        self.counters
-            .connections_total
-            .fetch_add(1, Ordering::Relaxed);
-        lock(&self.conns).insert(conn_id.to_string(), stats.clone());
+        lock(&self.conns).insert(stats.facts.conn_id.clone(), stats.clone());
         stats
     }
 
@@ -263,42 +298,180 @@ impl Shared {
         lock(&self.conns).len()
     }
 
-    /// Snapshot of all connections.
+    /// Snapshot of all connections, oldest first.
     pub fn connections(&self) -> Vec<Arc<ConnStats>> {
         let mut v: Vec<_> = lock(&self.conns).values().cloned().collect();
-        v.sort_by_key(|c| c.connected_at_ms);
+        v.sort_by_key(|c| c.facts.connected_at_ms);
         v
+    }
+
+    /// Ids of the connections authenticated as device `device_id`.
+    pub fn conns_of_device(&self, device_id: &str) -> Vec<String> {
+        lock(&self.conns)
+            .values()
+            .filter(|c| {
+                read(&c.identity)
+                    .as_ref()
+                    .is_some_and(|i| i.device_id.as_deref() == Some(device_id))
+            })
+            .map(|c| c.facts.conn_id.clone())
+            .collect()
+    }
+
+    /// Notes a bound listener.
+    pub fn add_listener(&self, addr: SocketAddr) {
+        self.port.store(addr.port(), Ordering::Relaxed);
+        lock(&self.listeners).push(addr);
+    }
+
+    /// Forgets a listener.
+    pub fn remove_listener(&self, addr: SocketAddr) {
+        lock(&self.listeners).retain(|x| *x != addr);
+    }
+
+    /// Bound listener addresses.
+    pub fn listeners(&self) -> Vec<SocketAddr> {
+        lock(&self.listeners).clone()
     }
 
     /// `ws://` URLs of the listeners.
     pub fn listener_urls(&self) -> Vec<String> {
-        lock(&self.listeners)
+        self.listeners()
             .iter()
             .map(|a| format!("ws://{a}"))
             .collect()
     }
 
-    /// The auth mode name for `hello-ok.snapshot.authMode` and `status`.
-    pub fn auth_mode_name(&self) -> &'static str {
-        match self.settings.auth.mode {
-            crate::config::AuthMode::None => "none",
-            crate::config::AuthMode::Token => "token",
-            crate::config::AuthMode::Password => "password",
-            crate::config::AuthMode::TrustedProxy => "trusted-proxy",
-        }
+    /// The port clients connect to.
+    pub fn port(&self) -> u16 {
+        self.port.load(Ordering::Relaxed)
     }
 
-    /// Tunnel status rows.
-    pub fn tunnel_rows(&self) -> Vec<Value> {
-        lock(&self.tunnels).values().cloned().collect()
+    /// Whether shutdown has begun.
+    pub fn stopping(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+}
+
+// === impl Counters ===
+
+impl Default for Counters {
+    fn default() -> Self {
+        let z = || AtomicU64::new(0);
+        Self {
+            connections_total: z(),
+            auth_ok: z(),
+            auth_failed: z(),
+            handshake_timeouts: z(),
+            sessions_crashed: z(),
+            requests: z(),
+            requests_over_in_flight: z(),
+            slow_consumers: z(),
+            http_requests: z(),
+            allowlist_denied: z(),
+            forwarding_refused: z(),
+            preauth_refused: z(),
+            reloads: z(),
+            reloads_failed: z(),
+            presence_version: AtomicU64::new(1),
+            health_version: AtomicU64::new(1),
+        }
+    }
+}
+
+impl Counters {
+    /// Adds one to `c`.
+    pub fn bump(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reads `c`.
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
     }
 
     /// `stateVersion` object.
     pub fn state_version(&self) -> Value {
         json!({
-            "presence": self.presence_version.load(Ordering::Relaxed),
-            "health": self.health_version.load(Ordering::Relaxed),
+            "presence": Self::get(&self.presence_version),
+            "health": Self::get(&self.health_version),
         })
+    }
+}
+
+// === impl LiveConfig ===
+
+impl LiveConfig {
+    /// The cell for the settings a gateway starts with.
+    pub fn new(settings: &Settings, secrets: Secrets, file_hash: String) -> Self {
+        Self(RwLock::new(Arc::new(Live {
+            settings: Arc::new(settings.clone()),
+            file_hash,
+            secrets,
+            policy: settings.policy.clone(),
+            lockout: settings.lockout,
+            generation: 0,
+            restart_pending: Vec::new(),
+        })))
+    }
+
+    /// The hot-reloadable settings now.
+    pub fn get(&self) -> Arc<Live> {
+        read(&self.0).clone()
+    }
+
+    /// Swaps in new hot-reloadable settings.
+    pub fn set(&self, live: Live) {
+        *write(&self.0) = Arc::new(live);
+    }
+}
+
+// === impl TunnelTable ===
+
+impl TunnelTable {
+    /// Publishes tunnel `name`'s row.
+    pub fn set(&self, name: &str, row: Value) {
+        lock(&self.0).insert(name.to_string(), row);
+    }
+
+    /// Tunnel status rows, by name.
+    pub fn rows(&self) -> Vec<Value> {
+        lock(&self.0).values().cloned().collect()
+    }
+}
+
+// === impl Hub ===
+
+impl Hub {
+    /// Every part for a gateway starting with `settings`.
+    pub fn new(
+        settings: Settings,
+        audit: AuditHandle,
+        runtime_token_path: Option<PathBuf>,
+        secrets: Secrets,
+    ) -> Self {
+        let file_hash = crate::config::load::file_hash(&settings.paths.config_path);
+        let live = LiveConfig::new(&settings, secrets, file_hash);
+        let limiter = Limiter::new(
+            settings.policy.rate.unwrap_or_default(),
+            crate::guard::limiter::DEFAULT_MAX_KEYS,
+            Instant::now(),
+        );
+        Self {
+            registry: Arc::new(Registry::new(settings.port)),
+            facts: Arc::new(Facts::new(settings, runtime_token_path)),
+            counters: Arc::default(),
+            live: Arc::new(live),
+            tunnels: Arc::default(),
+            limiter: Arc::new(limiter),
+            preauth: Arc::default(),
+            audit,
+        }
+    }
+
+    /// Settings as started.
+    pub fn settings(&self) -> &Settings {
+        &self.facts.settings
     }
 }
 
@@ -317,16 +490,30 @@ pub fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     m.write().unwrap_or_else(|p| p.into_inner())
 }
 
+// === impl ConnFacts ===
+
+impl ConnFacts {
+    /// Loopback without proxy headers or `Origin`: the local-client rules apply.
+    pub fn is_local(&self) -> bool {
+        self.peer.ip().is_loopback() && !self.forwarded && self.origin.is_none()
+    }
+}
+
 // === impl ConnStats ===
 
 impl ConnStats {
+    /// Connection id.
+    pub fn conn_id(&self) -> &str {
+        &self.facts.conn_id
+    }
+
     /// The row for `gateway.connections.list`.
     pub fn to_json(&self) -> Value {
         let id = read(&self.identity);
         let mut v = json!({
-            "connId": self.conn_id,
-            "peer": self.peer.to_string(),
-            "connectedAt": self.connected_at_ms,
+            "connId": self.facts.conn_id,
+            "peer": self.facts.peer.to_string(),
+            "connectedAt": self.facts.connected_at_ms,
             "authenticated": id.is_some(),
             "framesIn": self.frames_in.load(Ordering::Relaxed),
             "framesOut": self.frames_out.load(Ordering::Relaxed),

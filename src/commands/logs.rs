@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use openclaw_actors::logtail::{tail, TailParams};
+use openclaw_actors::session::logtail::{tail, TailParams};
 use serde_json::{json, Value};
 
 use super::{block_on, connect, fail, target};

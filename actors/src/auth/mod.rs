@@ -9,49 +9,50 @@ mod pair_ops;
 pub mod pairing;
 pub mod rules;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::json;
 
-use crate::audit::AuditEvent;
+use crate::audit::events::AuthWho;
+use crate::audit::{AuditEvent, AuditHandle};
 use crate::protocol::connect::ConnectParams;
 use crate::protocol::errors::ErrorShape;
-use crate::shared::{now_ms, Shared};
+use crate::session::manager::SessionManagerMsg;
+use crate::shared::{now_ms, ConnFacts, Counters, Hub, Live, LiveConfig, Registry};
+use crate::wiring::{Peers, Slot};
 use devices::DeviceStore;
 use pairing::PendingRequests;
 use rules::{Pairing, Verdict};
 
-/// Registered name of the auth actor.
-pub const NAME: &str = "openclaw.auth";
-
 /// The auth actor.
 pub struct AuthActor;
 
-/// Start-up arguments.
+/// Start-up arguments: the parts the Auth actor reads and the actor it talks to.
+#[derive(Clone)]
 pub struct AuthArgs {
-    /// Shared state (settings, live secrets, audit).
-    pub shared: Arc<Shared>,
+    /// Where the paired-device store lives.
+    pub state_dir: std::path::PathBuf,
+    /// The secrets, trusted-proxy rules and lockout in force.
+    pub live: Arc<LiveConfig>,
+    /// `auth.ok` / `auth.failed`.
+    pub counters: Arc<Counters>,
+    /// Which connections a removed device has open.
+    pub registry: Arc<Registry>,
+    /// Audit producer.
+    pub audit: AuditHandle,
+    /// Closes a removed device's connections.
+    pub sessions: Slot<SessionManagerMsg>,
 }
 
 /// What a session needs decided.
 #[derive(Debug)]
 pub struct AuthRequest {
-    /// Connection id.
-    pub conn_id: String,
-    /// TCP peer.
-    pub peer: SocketAddr,
-    /// The client: the TCP peer, or who a trusted proxy says it forwards.
-    pub client: std::net::IpAddr,
-    /// The user a trusted proxy names (auth mode `trusted-proxy`), or why it names none.
-    pub proxy_user: Option<Result<String, &'static str>>,
-    /// Loopback without proxy headers or `Origin`.
-    pub local: bool,
+    /// What the upgrade learned (peer, attributed client, proxy user, origin).
+    pub conn: Arc<ConnFacts>,
     /// The challenge nonce sent to this connection.
     pub nonce: String,
-    /// `Origin` header (a browser: no loopback exemption from the lockout).
-    pub origin: Option<String>,
     /// Parsed `connect` params.
     pub params: ConnectParams,
 }
@@ -131,10 +132,10 @@ pub struct Caller {
     pub scopes: Vec<String>,
 }
 
-/// State: the device store and the lockout table. Secrets are read from [`Shared::live`] at
+/// State: the device store and the lockout table. Secrets are read from [`LiveConfig`] at
 /// each handshake, so a reload (or a restart of this actor) always uses the newest ones.
 pub struct AuthState {
-    shared: Arc<Shared>,
+    args: AuthArgs,
     store: DeviceStore,
     /// Pending pairing requests of non-local devices (memory only, bounded).
     pending: PendingRequests,
@@ -148,6 +149,29 @@ pub struct AuthState {
 
 /// Reference to the auth actor.
 pub type AuthRef = ActorRef<AuthMsg>;
+
+/// Starts the auth actor linked to `supervisor`.
+pub async fn spawn(args: AuthArgs, supervisor: ActorCell) -> Result<AuthRef, ractor::SpawnErr> {
+    Ok(Actor::spawn_linked(None, AuthActor, args, supervisor)
+        .await?
+        .0)
+}
+
+// === impl AuthArgs ===
+
+impl AuthArgs {
+    /// The parts of `hub` the Auth actor uses.
+    pub fn from_hub(hub: &Hub, peers: &Peers) -> Self {
+        Self {
+            state_dir: hub.settings().paths.state_dir.clone(),
+            live: hub.live.clone(),
+            counters: hub.counters.clone(),
+            registry: hub.registry.clone(),
+            audit: hub.audit.clone(),
+            sessions: peers.sessions.clone(),
+        }
+    }
+}
 
 impl AuthMsg {
     /// Message kind for tracing.
@@ -170,11 +194,11 @@ impl Actor for AuthActor {
         me: ActorRef<AuthMsg>,
         args: AuthArgs,
     ) -> Result<AuthState, ActorProcessingErr> {
-        let store = DeviceStore::load(&args.shared.settings.paths.state_dir);
-        let lockout = args.shared.live().lockout.map(lockout::Lockout::new);
-        me.send_interval(std::time::Duration::from_secs(30), || AuthMsg::Prune);
+        let store = DeviceStore::load(&args.state_dir);
+        let lockout = args.live.get().lockout.map(lockout::Lockout::new);
+        me.send_interval(Duration::from_secs(30), || AuthMsg::Prune);
         Ok(AuthState {
-            shared: args.shared,
+            args,
             store,
             pending: Default::default(),
             generation: 0,
@@ -191,7 +215,7 @@ impl Actor for AuthActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             AuthMsg::Authenticate { request, reply_to } => {
-                tracing::trace!(actor = "auth", msg = "Authenticate", conn_id = %request.conn_id, "message");
+                tracing::trace!(actor = "auth", msg = "Authenticate", conn_id = %request.conn.conn_id, "message");
                 let reply = authenticate(state, &request).await;
                 let _ = reply_to.send(reply);
             }
@@ -205,7 +229,7 @@ impl Actor for AuthActor {
             }
             AuthMsg::Prune => {
                 if let Some(l) = state.lockout.as_mut() {
-                    l.prune(std::time::Instant::now());
+                    l.prune(Instant::now());
                 }
                 state.pending.prune(now_ms());
             }
@@ -215,50 +239,56 @@ impl Actor for AuthActor {
 }
 
 async fn authenticate(state: &mut AuthState, req: &AuthRequest) -> AuthReply {
-    let now = std::time::Instant::now();
-    let live = state.shared.live();
+    let now = Instant::now();
+    let live = state.args.live.get();
     if state.lockout.as_ref().map(|l| *l.config()) != live.lockout {
         // A reload changed the lockout rules: start over with the new ones.
         state.lockout = live.lockout.map(lockout::Lockout::new);
     }
+    let c = &req.conn;
     let key = state
         .lockout
         .as_ref()
-        .and_then(|l| lockout::key_for(l.config(), req.client, req.origin.as_deref()));
+        .and_then(|l| lockout::key_for(l.config(), c.client, c.origin.as_deref()));
     if let (Some(l), Some(k)) = (state.lockout.as_mut(), key.as_deref()) {
         if let Err(retry) = l.check(k, now) {
             return locked_out(state, req, retry).await;
         }
     }
-    let reply = decide_and_audit(state, req, &live).await;
-    if let (Some(l), Some(k)) = (state.lockout.as_mut(), key.as_deref()) {
-        match &reply {
-            (_, true) => {
-                if let Some(count) = l.failure(k, now) {
-                    let ms = l.config().lockout.as_millis() as u64;
-                    let ev = AuditEvent::new("auth.lockout")
-                        .with("peer", req.peer.to_string())
-                        .with("key", k)
-                        .with("failures", count)
-                        .with("lockoutMs", ms);
-                    tracing::warn!(peer = %req.peer, failures = count, lockout_ms = ms, "client locked out after repeated wrong credentials");
-                    state.shared.audit.record(ev).await;
-                }
-            }
-            (AuthReply::Accept { .. }, false) => l.success(k),
-            _ => {}
-        }
+    let decided = decide(state, req, &live).await;
+    if let Some(k) = key.as_deref() {
+        note_outcome(state, req, k, &decided, now).await;
     }
-    reply.0
+    decided.reply
+}
+
+/// Feeds the lockout table: a wrong credential counts (and may lock the key out, audited),
+/// an acceptance clears the key.
+async fn note_outcome(
+    state: &mut AuthState,
+    req: &AuthRequest,
+    k: &str,
+    d: &Decided,
+    now: Instant,
+) {
+    let Some(l) = state.lockout.as_mut() else {
+        return;
+    };
+    if d.wrong_credential {
+        if let Some(count) = l.failure(k, now) {
+            let span = l.config().lockout;
+            tracing::warn!(peer = %req.conn.peer, failures = count, lockout_ms = span.as_millis() as u64, "client locked out after repeated wrong credentials");
+            let ev = AuditEvent::auth_lockout(req.conn.peer, k, count, span);
+            state.args.audit.record(ev).await;
+        }
+    } else if matches!(d.reply, AuthReply::Accept { .. }) {
+        l.success(k);
+    }
 }
 
 /// The `rate_limited` rejection (PROTOCOL §2.7), audited.
-async fn locked_out(state: &AuthState, req: &AuthRequest, retry: std::time::Duration) -> AuthReply {
-    state
-        .shared
-        .counters
-        .auth_failed
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+async fn locked_out(state: &AuthState, req: &AuthRequest, retry: Duration) -> AuthReply {
+    Counters::bump(&state.args.counters.auth_failed);
     let retry_ms = retry.as_millis().max(1) as u64;
     let mut error = ErrorShape::new(
         crate::protocol::errors::code::INVALID_REQUEST,
@@ -270,14 +300,32 @@ async fn locked_out(state: &AuthState, req: &AuthRequest, retry: std::time::Dura
     }));
     error.retryable = Some(true);
     error.retry_after_ms = Some(retry_ms);
-    let ev = AuditEvent::new("auth.fail")
-        .with("connId", req.conn_id.as_str())
-        .with("peer", req.peer.to_string())
-        .with("clientId", req.params.client.id.as_str())
-        .with("reason", "rate_limited")
-        .with("code", "AUTH_RATE_LIMITED")
+    let ev = AuditEvent::auth_fail(who(req), "rate_limited", "AUTH_RATE_LIMITED")
         .with("retryAfterMs", retry_ms);
-    state.shared.audit.record(ev).await;
+    state.args.audit.record(ev).await;
+    reject(error)
+}
+
+/// A decision and whether a wrong credential was presented (it counts for the lockout).
+struct Decided {
+    reply: AuthReply,
+    wrong_credential: bool,
+}
+
+/// Who asks, for the audit.
+fn who(req: &AuthRequest) -> AuthWho<'_> {
+    let p = &req.params;
+    AuthWho {
+        conn: &req.conn,
+        client_id: &p.client.id,
+        client_mode: &p.client.mode,
+        client_version: &p.client.version,
+        role: p.role(),
+    }
+}
+
+/// Send `error`, close with its message.
+fn reject(error: ErrorShape) -> AuthReply {
     let close_reason = error.message.clone();
     AuthReply::Reject {
         error,
@@ -285,13 +333,9 @@ async fn locked_out(state: &AuthState, req: &AuthRequest, retry: std::time::Dura
     }
 }
 
-/// Runs the rules and audits; the bool says whether a wrong credential was presented.
-async fn decide_and_audit(
-    state: &mut AuthState,
-    req: &AuthRequest,
-    live: &crate::shared::Live,
-) -> (AuthReply, bool) {
-    let p = &req.params;
+/// Runs the pure rules with the secrets in force.
+fn verdict(state: &AuthState, req: &AuthRequest, live: &Live) -> Verdict {
+    let (p, c) = (&req.params, &req.conn);
     let store = &state.store;
     let pairing = |id: &str| {
         if store.devices.contains_key(id) {
@@ -300,106 +344,86 @@ async fn decide_and_audit(
             Pairing::Unknown
         }
     };
-    let verdict = match (&live.secrets.mode, &live.policy.proxy_auth) {
+    match (&live.secrets.mode, &live.policy.proxy_auth) {
         (crate::config::AuthMode::TrustedProxy, Some(pa)) => rules::decide_trusted_proxy(
             &live.secrets,
             pa,
-            req.proxy_user.as_ref(),
+            c.proxy_user.as_ref(),
             p,
             &req.nonce,
-            req.local,
+            c.is_local(),
             pairing,
             now_ms(),
         ),
-        _ => rules::decide(&live.secrets, p, &req.nonce, req.local, pairing, now_ms()),
-    };
-    let mut base = AuditEvent::new("auth")
-        .with("connId", req.conn_id.as_str())
-        .with("peer", req.peer.to_string())
-        .with("clientId", p.client.id.as_str())
-        .with("clientMode", p.client.mode.as_str())
-        .with("clientVersion", p.client.version.as_str())
-        .with("role", p.role());
-    if req.client != req.peer.ip() {
-        base = base.with("client", req.client.to_string());
+        _ => rules::decide(
+            &live.secrets,
+            p,
+            &req.nonce,
+            c.is_local(),
+            pairing,
+            now_ms(),
+        ),
     }
-    if let Some(Ok(user)) = &req.proxy_user {
-        base = base.with("user", user.as_str());
-    }
-    let shared = state.shared.clone();
-    let counters = &shared.counters;
-    match verdict {
+}
+
+/// Decides, applies the side effects of the verdict (silent approval, a pending pairing
+/// request), counts and audits.
+async fn decide(state: &mut AuthState, req: &AuthRequest, live: &Live) -> Decided {
+    let counters = state.args.counters.clone();
+    match verdict(state, req, live) {
         Verdict::Accept {
             method,
             scopes,
             device_id,
             approve_device,
         } => {
-            if approve_device {
-                if let Some(id) = &device_id {
-                    pair_ops::approve_silently(state, req, id);
-                }
+            if let (true, Some(id)) = (approve_device, &device_id) {
+                pair_ops::approve_silently(state, req, id);
             }
-            counters
-                .auth_ok
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let mut ev = base.with("method", method).with("scopes", json!(scopes));
-            ev.event = "auth.ok";
-            if let Some(id) = &device_id {
-                ev = ev.with("deviceId", id.as_str());
+            Counters::bump(&counters.auth_ok);
+            let ev = AuditEvent::auth_ok(who(req), method, &scopes)
+                .with_opt("deviceId", device_id.clone());
+            state.args.audit.record(ev).await;
+            let reply = AuthReply::Accept {
+                method,
+                scopes,
+                device_id,
+            };
+            Decided {
+                reply,
+                wrong_credential: false,
             }
-            state.shared.audit.record(ev).await;
-            (
-                AuthReply::Accept {
-                    method,
-                    scopes,
-                    device_id,
-                },
-                false,
-            )
         }
         Verdict::Reject {
             error,
             reason,
             wrong_credential,
         } => {
-            counters
-                .auth_failed
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let mut ev = base
-                .with("reason", reason.as_str())
-                .with("code", error_code(&error));
-            ev.event = "auth.fail";
-            state.shared.audit.record(ev).await;
-            let close_reason = error.message.clone();
-            (
-                AuthReply::Reject {
-                    error,
-                    close_reason,
-                },
+            Counters::bump(&counters.auth_failed);
+            let ev = AuditEvent::auth_fail(who(req), reason.as_str(), &error_code(&error));
+            state.args.audit.record(ev).await;
+            Decided {
+                reply: reject(error),
                 wrong_credential,
-            )
+            }
         }
         Verdict::NeedsPairing { device_id } => {
-            counters
-                .auth_failed
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Counters::bump(&counters.auth_failed);
             let request_id = pair_ops::request_pairing(state, req, &device_id).await;
-            let (error, close_reason) = rules::pairing_required(&device_id, &request_id, p.role());
-            let mut ev = base
-                .with("reason", "pairing_required")
-                .with("code", "PAIRING_REQUIRED")
+            let (error, close_reason) =
+                rules::pairing_required(&device_id, &request_id, req.params.role());
+            let ev = AuditEvent::auth_fail(who(req), "pairing_required", "PAIRING_REQUIRED")
                 .with("deviceId", device_id.as_str())
                 .with("requestId", request_id.as_str());
-            ev.event = "auth.fail";
-            state.shared.audit.record(ev).await;
-            (
-                AuthReply::Reject {
-                    error,
-                    close_reason,
-                },
-                false,
-            )
+            state.args.audit.record(ev).await;
+            let reply = AuthReply::Reject {
+                error,
+                close_reason,
+            };
+            Decided {
+                reply,
+                wrong_credential: false,
+            }
         }
     }
 }

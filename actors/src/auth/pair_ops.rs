@@ -12,8 +12,8 @@ use super::{AuthRequest, AuthState, Caller, PairingOp};
 use crate::audit::AuditEvent;
 use crate::protocol::device::canonical_public_key;
 use crate::protocol::errors::{code, ErrorShape};
-use crate::session_manager::{self, SessionManagerMsg};
-use crate::shared::{lock, now_ms, read};
+use crate::session::manager::SessionManagerMsg;
+use crate::shared::now_ms;
 
 /// Close code and reason for live connections of a removed device (as the real gateway).
 const REMOVED_CLOSE: (u16, &str) = (4001, "device removed");
@@ -87,14 +87,14 @@ async fn approve(state: &mut AuthState, request_id: &str, caller: &Caller, now: 
         .store
         .devices
         .insert(device.device_id.clone(), device.clone());
-    let ev = AuditEvent::new("device.approved")
-        .with("deviceId", device.device_id.as_str())
-        .with("requestId", request_id)
-        .with("via", "owner")
-        .with("role", device.role.as_str())
-        .with("remoteIp", device.remote_ip.as_str())
-        .with("byConnId", caller.conn_id.as_str());
-    state.shared.audit.record(ev).await;
+    let ev = AuditEvent::device_approved(
+        &device.device_id,
+        request_id,
+        &device.role,
+        &device.remote_ip,
+        &caller.conn_id,
+    );
+    state.args.audit.record(ev).await;
     tracing::info!(device_id = %device.device_id, request_id, role = %device.role, "device pairing approved");
     Ok((json!({"requestId": request_id, "device": device}), true))
 }
@@ -104,11 +104,8 @@ async fn reject(state: &mut AuthState, request_id: &str, caller: &Caller, now: i
     let Some(pending) = state.pending.take(request_id, now) else {
         return Err(invalid("unknown requestId"));
     };
-    let ev = AuditEvent::new("device.rejected")
-        .with("deviceId", pending.device_id.as_str())
-        .with("requestId", request_id)
-        .with("byConnId", caller.conn_id.as_str());
-    state.shared.audit.record(ev).await;
+    let ev = AuditEvent::device_rejected(&pending.device_id, request_id, &caller.conn_id);
+    state.args.audit.record(ev).await;
     tracing::info!(device_id = %pending.device_id, request_id, "device pairing rejected");
     Ok((
         json!({"requestId": request_id, "deviceId": pending.device_id}),
@@ -122,10 +119,8 @@ async fn remove(state: &mut AuthState, device_id: &str, caller: &Caller) -> Outc
         return Err(invalid("unknown deviceId"));
     }
     state.pending.remove_device(device_id);
-    let ev = AuditEvent::new("device.removed")
-        .with("deviceId", device_id)
-        .with("byConnId", caller.conn_id.as_str());
-    state.shared.audit.record(ev).await;
+    let ev = AuditEvent::device_removed(device_id, &caller.conn_id);
+    state.args.audit.record(ev).await;
     tracing::info!(device_id, "paired device removed");
     Ok((json!({"deviceId": device_id}), true))
 }
@@ -133,25 +128,13 @@ async fn remove(state: &mut AuthState, device_id: &str, caller: &Caller) -> Outc
 /// Closes the removed device's live connections 4001 "device removed", except the caller's
 /// own (it gets its answer; its next connect needs pairing anyway).
 fn close_connections(state: &AuthState, device_id: &str, caller: &Caller) {
-    let conn_ids: Vec<String> = lock(&state.shared.conns)
-        .values()
-        .filter(|c| c.conn_id != caller.conn_id)
-        .filter(|c| {
-            read(&c.identity)
-                .as_ref()
-                .is_some_and(|i| i.device_id.as_deref() == Some(device_id))
-        })
-        .map(|c| c.conn_id.clone())
-        .collect();
+    let mut conn_ids = state.args.registry.conns_of_device(device_id);
+    conn_ids.retain(|c| *c != caller.conn_id);
     if conn_ids.is_empty() {
         return;
     }
-    let Some(cell) = ractor::registry::where_is(session_manager::NAME) else {
-        return;
-    };
-    let mgr: ractor::ActorRef<SessionManagerMsg> = cell.into();
     let (code, reason) = REMOVED_CLOSE;
-    let _ = mgr.cast(SessionManagerMsg::Close {
+    state.args.sessions.cast(SessionManagerMsg::Close {
         conn_ids,
         code,
         reason: reason.to_string(),
@@ -161,7 +144,7 @@ fn close_connections(state: &AuthState, device_id: &str, caller: &Caller) {
 /// Where a device connected from, as stored in pairing records: the attributed client (the
 /// address a trusted proxy forwards), else the TCP peer.
 fn remote_ip(req: &AuthRequest) -> String {
-    req.client.to_string()
+    req.conn.client.to_string()
 }
 
 /// What a connecting device asks to be paired as (`ts` is set by the pending table).
@@ -200,14 +183,15 @@ pub(super) async fn request_pairing(
     let ask = ask_of(req, device_id);
     let (pending, outcome) = state.pending.upsert(ask, now_ms());
     if outcome == Upsert::Created {
-        let ev = AuditEvent::new("device.pair.requested")
-            .with("deviceId", device_id)
-            .with("requestId", pending.request_id.as_str())
-            .with("remoteIp", pending.remote_ip.as_str())
-            .with("role", pending.role.as_str())
-            .with("clientId", pending.client_id.as_str())
-            .with("connId", req.conn_id.as_str());
-        state.shared.audit.record(ev).await;
+        let ev = AuditEvent::pair_requested(
+            device_id,
+            &pending.request_id,
+            &pending.remote_ip,
+            &pending.role,
+            &pending.client_id,
+            &req.conn.conn_id,
+        );
+        state.args.audit.record(ev).await;
     }
     pending.request_id
 }
@@ -220,11 +204,8 @@ pub(super) fn approve_silently(state: &mut AuthState, req: &AuthRequest, id: &st
     let entry = ask_of(req, id).approve("silent", now_ms());
     state.store.devices.insert(id.to_string(), entry);
     state.pending.remove_device(id);
-    let ev = AuditEvent::new("device.approved")
-        .with("deviceId", id)
-        .with("via", "silent")
-        .with("peer", req.peer.to_string());
-    state.shared.audit.record_detached(ev);
+    let ev = AuditEvent::device_approved_silently(id, req.conn.peer);
+    state.args.audit.record_detached(ev);
     drop(persist(state));
 }
 

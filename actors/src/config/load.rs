@@ -253,3 +253,14 @@ mod tests {
         );
     }
 }
+
+/// SHA-256 (hex) of the config file's bytes; the hash of no bytes when it cannot be read.
+/// `config.get` reports it, and the Reloader compares it to notice edits.
+pub fn file_hash(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let raw = std::fs::read(path).unwrap_or_default();
+    Sha256::digest(&raw)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

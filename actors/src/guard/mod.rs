@@ -6,6 +6,7 @@
 pub mod forwarded;
 pub mod ipset;
 pub mod limiter;
+pub mod limiter_actor;
 pub mod preauth;
 
 use std::net::IpAddr;

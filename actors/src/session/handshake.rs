@@ -4,19 +4,16 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ractor::rpc::CallResult;
-use ractor::ActorRef;
 use serde_json::{json, Value};
 
-use super::{Phase, SessionRef, SessionState};
-use crate::auth::{self, AuthMsg, AuthReply, AuthRequest};
-use crate::methods;
+use super::{methods, Phase, SessionRef, SessionState};
+use crate::auth::{AuthMsg, AuthReply, AuthRequest};
 use crate::presence::{self, PresenceMsg};
 use crate::protocol::connect::ConnectParams;
 use crate::protocol::errors::{code, ErrorShape};
 use crate::protocol::frame::{self, parse_request};
 use crate::protocol::negotiate::negotiate;
-use crate::protocol::{scopes, MAX_BUFFERED_BYTES, MAX_PAYLOAD_BYTES};
+use crate::protocol::{MAX_BUFFERED_BYTES, MAX_PAYLOAD_BYTES};
 use crate::shared::{now_ms, write, Identity, VERSION};
 
 /// How long a session waits for the Auth actor.
@@ -73,41 +70,33 @@ pub(super) async fn on_first_frame(me: &SessionRef, st: &mut SessionState, text:
         Ok(p) => p,
         Err(e) => return fail(st, e, 1002, "protocol mismatch"),
     };
-    let local = st.peer.ip().is_loopback() && !st.meta.forwarded && st.meta.origin.is_none();
     let request = Box::new(AuthRequest {
-        conn_id: st.conn_id.clone(),
-        peer: st.peer,
-        client: st.meta.client.unwrap_or(st.peer.ip()),
-        proxy_user: st.meta.proxy_user.clone(),
-        local,
+        conn: st.conn.clone(),
         nonce: st.nonce.clone(),
-        origin: st.meta.origin.clone(),
         params: params.clone(),
     });
-    let reply = match ractor::registry::where_is(auth::NAME) {
-        Some(cell) => {
-            let auth: ActorRef<AuthMsg> = cell.into();
-            auth.call(
-                |reply_to| AuthMsg::Authenticate { request, reply_to },
-                Some(AUTH_TIMEOUT),
-            )
-            .await
-        }
-        None => return fail(st, starting(), 1013, "gateway starting"),
-    };
+    let reply = st
+        .ctx
+        .peers
+        .auth
+        .call(
+            |reply_to| AuthMsg::Authenticate { request, reply_to },
+            AUTH_TIMEOUT,
+        )
+        .await;
     match reply {
-        Ok(CallResult::Success(AuthReply::Accept {
+        Ok(AuthReply::Accept {
             method,
             scopes,
             device_id,
-        })) => hello(
+        }) => hello(
             me, st, &req.id, &params, protocol, method, scopes, device_id,
         ),
-        Ok(CallResult::Success(AuthReply::Reject {
+        Ok(AuthReply::Reject {
             error,
             close_reason,
-        })) => fail(st, error, 1008, &close_reason),
-        _ => fail(st, starting(), 1013, "gateway starting"),
+        }) => fail(st, error, 1008, &close_reason),
+        Err(_) => fail(st, starting(), 1013, "gateway starting"),
     }
 }
 
@@ -151,42 +140,40 @@ fn hello(
     st.frame_limit.store(MAX_PAYLOAD_BYTES, Ordering::Relaxed);
     st.admitted.preauth = None; // authenticated: no longer counts against the pre-auth cap
     st.send(me, frame::response_ok(id, payload));
+    let ctx = st.ctx.clone();
     st.out
-        .control(super::Out::StartPings(st.shared.settings.ping_interval));
-    if let Some(cell) = ractor::registry::where_is(presence::NAME) {
-        let p: ActorRef<PresenceMsg> = cell.into();
-        let listed = presence::is_listed(&identity.client_mode);
-        let _ = p.cast(PresenceMsg::Join {
-            conn_id: st.conn_id.clone(),
-            session: me.clone(),
-            listed,
-        });
-    }
+        .control(super::Out::StartPings(ctx.hub.settings().ping_interval));
+    ctx.peers.presence.cast(PresenceMsg::Join {
+        conn_id: st.conn.conn_id.clone(),
+        session: me.clone(),
+        listed: presence::is_listed(&identity.client_mode),
+    });
     tracing::debug!(client = %identity.client_id, mode = %identity.client_mode, role = %identity.role, "authenticated");
     st.phase = Phase::Ready(Box::new(identity));
 }
 
 fn hello_payload(st: &SessionState, i: &Identity) -> Value {
-    let s = &st.shared;
+    let hub = &st.ctx.hub;
+    let f = &hub.facts;
     json!({
         "type": "hello-ok",
         "protocol": i.protocol,
-        "server": {"version": VERSION, "connId": st.conn_id, "bootId": s.boot_id},
-        "features": {"methods": scopes::known_methods(), "events": EVENTS},
+        "server": {"version": VERSION, "connId": st.conn.conn_id, "bootId": f.boot_id},
+        "features": {"methods": methods::names(), "events": EVENTS},
         "snapshot": {
-            "presence": crate::presence::entries(s),
-            "health": methods::health_snapshot(s),
-            "stateVersion": s.state_version(),
-            "uptimeMs": s.uptime_ms(),
-            "authMode": s.auth_mode_name(),
-            "configPath": s.settings.paths.config_path.display().to_string(),
-            "stateDir": s.settings.paths.state_dir.display().to_string(),
+            "presence": presence::entries(f, &hub.registry),
+            "health": methods::health_snapshot(hub),
+            "stateVersion": hub.counters.state_version(),
+            "uptimeMs": f.uptime_ms(),
+            "authMode": f.auth_mode_name(),
+            "configPath": f.settings.paths.config_path.display().to_string(),
+            "stateDir": f.settings.paths.state_dir.display().to_string(),
         },
         "auth": {"method": i.auth_method, "role": i.role, "scopes": i.scopes},
         "policy": {
             "maxPayload": MAX_PAYLOAD_BYTES,
             "maxBufferedBytes": MAX_BUFFERED_BYTES,
-            "tickIntervalMs": s.settings.tick_interval.as_millis() as u64,
+            "tickIntervalMs": f.settings.tick_interval.as_millis() as u64,
         },
     })
 }

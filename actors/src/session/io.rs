@@ -1,15 +1,18 @@
-//! The per-connection I/O task: owns the WebSocket, forwards inbound text frames to the
-//! Session actor by `cast`, writes outbound frames from an unbounded channel whose queued
-//! bytes are counted against `maxBufferedBytes`, pings authenticated sockets, and closes.
-//! Never awaited inside an actor handler.
+//! The per-connection I/O tasks: the socket is split into a reader, which forwards inbound
+//! frames to the Session actor by `cast` and keeps reading while a write is stalled (so a
+//! client that stops reading is noticed as a slow consumer instead of freezing the
+//! connection), and a writer, which writes outbound frames from a channel whose queued bytes
+//! are counted against `maxBufferedBytes`, pings authenticated sockets, and closes. Never
+//! awaited inside an actor handler.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -29,6 +32,9 @@ pub type WsStream = WebSocketStream<GuardedIo<Box<dyn Io>>>;
 
 /// How long a closing socket waits for the peer's close frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// How long an aborted connection (a slow consumer) waits for a stalled write before the
+/// socket is dropped without a close frame.
+pub const ABORT_LINGER: Duration = Duration::from_secs(10);
 
 /// tungstenite settings chosen for many mostly idle connections: a small read buffer
 /// (the default allocates 128 KiB per connection), writes flushed per batch, a bounded
@@ -43,7 +49,7 @@ pub fn ws_config() -> WebSocketConfig {
         .max_frame_size(Some(MAX_PAYLOAD_BYTES))
 }
 
-/// Commands for the I/O task.
+/// Commands for the writer.
 #[derive(Debug)]
 pub enum Out {
     /// Send a text frame (its bytes are counted in the queue).
@@ -59,6 +65,7 @@ pub enum Out {
 pub struct Outbound {
     tx: mpsc::UnboundedSender<Out>,
     queued: Arc<AtomicUsize>,
+    abort: Arc<watch::Sender<bool>>,
 }
 
 /// Result of queueing a frame.
@@ -71,6 +78,34 @@ pub enum Queued {
     /// The I/O task is gone.
     Closed,
 }
+
+/// What the reader tells the writer.
+enum FromReader {
+    /// The peer sent a close frame (tungstenite answered it): flush and end.
+    PeerClosed,
+    /// Close with this code (1009 for an oversize frame, 1011 when the session is gone).
+    Close(u16, &'static str),
+}
+
+/// Writer state besides the sink.
+struct Writer {
+    rx: mpsc::UnboundedReceiver<Out>,
+    from_reader: mpsc::Receiver<FromReader>,
+    queued: Arc<AtomicUsize>,
+    abort: watch::Receiver<bool>,
+    session: SessionRef,
+    stats: Arc<ConnStats>,
+    seen: Arc<Seen>,
+}
+
+/// When the reader last heard from the peer (ms since `base`), for the ping timeout.
+struct Seen {
+    base: tokio::time::Instant,
+    ms: std::sync::atomic::AtomicU64,
+}
+
+type Sink = SplitSink<WsStream, Message>;
+type Stream = SplitStream<WsStream>;
 
 // === impl Outbound ===
 
@@ -93,159 +128,236 @@ impl Outbound {
     pub fn control(&self, cmd: Out) -> bool {
         self.tx.send(cmd).is_ok()
     }
+
+    /// Closes without sending what is still queued (a slow consumer): queued frames are
+    /// dropped, and a write stalled on the peer gives up after [`ABORT_LINGER`].
+    pub fn abort(&self, code: u16, reason: &str) {
+        let _ = self.abort.send(true);
+        let _ = self.tx.send(Out::Close(code, reason.to_string()));
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
 }
 
-/// Starts the I/O task for `ws`; returns the outbound queue and the task handle.
+// === impl Seen ===
+
+impl Seen {
+    fn touch(&self) {
+        let ms = self.base.elapsed().as_millis() as u64;
+        self.ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn since(&self) -> Duration {
+        let last = Duration::from_millis(self.ms.load(Ordering::Relaxed));
+        self.base.elapsed().saturating_sub(last)
+    }
+}
+
+/// Starts the reader and writer for `ws`; returns the outbound queue and the writer's
+/// handle (it ends the reader).
 pub fn spawn(
     ws: WsStream,
     session: SessionRef,
     stats: Arc<ConnStats>,
 ) -> (Outbound, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let (reader_tx, from_reader) = mpsc::channel(2);
+    let (abort_tx, abort) = watch::channel(false);
     let queued = Arc::new(AtomicUsize::new(0));
     let out = Outbound {
         tx,
         queued: queued.clone(),
+        abort: Arc::new(abort_tx),
     };
-    let task = tokio::spawn(run(ws, rx, queued, session, stats));
+    let seen = Arc::new(Seen {
+        base: tokio::time::Instant::now(),
+        ms: Default::default(),
+    });
+    let (sink, stream) = ws.split();
+    let reader = tokio::spawn(read_loop(
+        stream,
+        reader_tx,
+        session.clone(),
+        stats.clone(),
+        seen.clone(),
+    ));
+    let w = Writer {
+        rx,
+        from_reader,
+        queued,
+        abort,
+        session,
+        stats,
+        seen,
+    };
+    let task = tokio::spawn(write_loop(sink, w, reader));
     (out, task)
 }
 
-async fn run(
-    mut ws: WsStream,
-    mut rx: mpsc::UnboundedReceiver<Out>,
-    queued: Arc<AtomicUsize>,
+/// Forwards inbound frames to the session until the peer closes or the socket fails.
+async fn read_loop(
+    mut stream: Stream,
+    to_writer: mpsc::Sender<FromReader>,
     session: SessionRef,
     stats: Arc<ConnStats>,
+    seen: Arc<Seen>,
 ) {
+    let closed = |error: Option<String>| SessionMsg::SocketClosed {
+        code: None,
+        reason: String::new(),
+        error,
+    };
+    while let Some(msg) = stream.next().await {
+        seen.touch();
+        let text = match msg {
+            Ok(Message::Text(t)) => t.as_str().to_owned(),
+            Ok(Message::Binary(b)) => String::from_utf8_lossy(&b).into_owned(),
+            Ok(Message::Close(frame)) => {
+                let (code, reason) = frame
+                    .map(|f| (Some(u16::from(f.code)), f.reason.as_str().to_owned()))
+                    .unwrap_or((None, String::new()));
+                let _ = to_writer.send(FromReader::PeerClosed).await;
+                let _ = session.cast(SessionMsg::SocketClosed {
+                    code,
+                    reason,
+                    error: None,
+                });
+                return;
+            }
+            Ok(_) => continue, // ping/pong: tungstenite answers pings itself
+            Err(e) => {
+                if is_too_big(&e) {
+                    let _ = to_writer
+                        .send(FromReader::Close(1009, "max payload size exceeded"))
+                        .await;
+                }
+                let _ = session.cast(closed(Some(describe(&e))));
+                return;
+            }
+        };
+        stats.frames_in.fetch_add(1, Ordering::Relaxed);
+        stats
+            .bytes_in
+            .fetch_add(text.len() as u64, Ordering::Relaxed);
+        if session.cast(SessionMsg::Inbound(text)).is_err() {
+            let _ = to_writer
+                .send(FromReader::Close(1011, "internal error"))
+                .await;
+            return;
+        }
+    }
+    let _ = session.cast(closed(None));
+}
+
+/// Writes queued frames and pings until a close; then closes and ends the reader.
+async fn write_loop(mut sink: Sink, mut w: Writer, reader: tokio::task::JoinHandle<()>) {
     let mut ping: Option<tokio::time::Interval> = None;
-    let mut last_seen = Instant::now();
     let mut ping_every = Duration::MAX;
-    loop {
+    let end: Option<(u16, String)> = loop {
         tokio::select! {
-            cmd = rx.recv() => match cmd {
-                Some(Out::Text(t)) => match write_batch(&mut ws, t, &mut rx, &queued, &stats, &session).await {
-                    Err(()) => break,
+            biased;
+            Some(cmd) = w.from_reader.recv() => match cmd {
+                FromReader::PeerClosed => {
+                    let _ = sink.flush().await;
+                    break None;
+                }
+                FromReader::Close(code, reason) => break Some((code, reason.to_string())),
+            },
+            cmd = w.rx.recv() => match cmd {
+                Some(Out::Text(t)) => match write_batch(&mut sink, t, &mut w).await {
+                    Err(()) => break None,
                     Ok(Some(Out::StartPings(every))) => ping = Some(start_pings(every, &mut ping_every)),
+                    Ok(Some(Out::Close(code, reason))) => break Some((code, reason)),
                     Ok(_) => {}
                 },
                 Some(Out::StartPings(every)) => ping = Some(start_pings(every, &mut ping_every)),
-                Some(Out::Close(code, reason)) => {
-                    close(&mut ws, code, &reason).await;
-                    break;
-                }
+                Some(Out::Close(code, reason)) => break Some((code, reason)),
                 // The session is gone without closing (it crashed): close on its behalf.
-                None => {
-                    close(&mut ws, 1011, "internal error").await;
-                    break;
-                }
+                None => break Some((1011, "internal error".into())),
             },
-            msg = ws.next() => {
-                last_seen = Instant::now();
-                match msg {
-                    Some(Ok(Message::Text(t))) => {
-                        stats.frames_in.fetch_add(1, Ordering::Relaxed);
-                        stats.bytes_in.fetch_add(t.len() as u64, Ordering::Relaxed);
-                        if session.cast(SessionMsg::Inbound(t.as_str().to_owned())).is_err() {
-                            close(&mut ws, 1011, "internal error").await;
-                            break;
-                        }
-                    }
-                    Some(Ok(Message::Binary(b))) => {
-                        stats.frames_in.fetch_add(1, Ordering::Relaxed);
-                        stats.bytes_in.fetch_add(b.len() as u64, Ordering::Relaxed);
-                        let _ = session.cast(SessionMsg::Inbound(String::from_utf8_lossy(&b).into_owned()));
-                    }
-                    Some(Ok(Message::Close(frame))) => {
-                        let (code, reason) = frame
-                            .map(|f| (Some(u16::from(f.code)), f.reason.as_str().to_owned()))
-                            .unwrap_or((None, String::new()));
-                        // tungstenite queued the close reply; flush it, then we are done.
-                        let _ = ws.flush().await;
-                        let _ = session.cast(SessionMsg::SocketClosed { code, reason, error: None });
-                        break;
-                    }
-                    Some(Ok(_)) => {} // ping/pong: tungstenite answers pings itself
-                    Some(Err(e)) => {
-                        let error = describe(&e);
-                        if is_too_big(&e) {
-                            close(&mut ws, 1009, "max payload size exceeded").await;
-                        }
-                        let _ = session.cast(SessionMsg::SocketClosed { code: None, reason: String::new(), error: Some(error) });
-                        break;
-                    }
-                    None => {
-                        let _ = session.cast(SessionMsg::SocketClosed { code: None, reason: String::new(), error: None });
-                        break;
-                    }
-                }
-            }
             _ = async { ping.as_mut().expect("guarded").tick().await }, if ping.is_some() => {
-                if last_seen.elapsed() > ping_every.saturating_mul(2) {
-                    close(&mut ws, 1001, "ping timeout").await;
-                    let _ = session.cast(SessionMsg::SocketClosed { code: None, reason: String::new(), error: Some("ping timeout".into()) });
-                    break;
+                if w.seen.since() > ping_every.saturating_mul(2) {
+                    let _ = w.session.cast(SessionMsg::SocketClosed { code: None, reason: String::new(), error: Some("ping timeout".into()) });
+                    break Some((1001, "ping timeout".into()));
                 }
-                if ws.send(Message::Ping(Default::default())).await.is_err() {
-                    let _ = session.cast(SessionMsg::SocketClosed { code: None, reason: String::new(), error: Some("write failed".into()) });
-                    break;
+                if !stall_guarded(sink.send(Message::Ping(Default::default())), &mut w.abort).await {
+                    let _ = w.session.cast(SessionMsg::SocketClosed { code: None, reason: String::new(), error: Some("write failed".into()) });
+                    break None;
                 }
             }
         }
+    };
+    let stop_reader = reader.abort_handle();
+    if let Some((code, reason)) = end {
+        close(&mut sink, code, &reason, &mut w.abort).await;
+        // Wait briefly for the peer's close (the reader ends on it, or on EOF).
+        let _ = tokio::time::timeout(CLOSE_LINGER, reader).await;
+    }
+    stop_reader.abort();
+}
+
+/// Runs a write; `false` when it failed, or when the connection was aborted and the write
+/// stayed stalled for [`ABORT_LINGER`].
+async fn stall_guarded<E>(
+    write: impl std::future::Future<Output = Result<(), E>>,
+    abort: &mut watch::Receiver<bool>,
+) -> bool {
+    tokio::select! {
+        r = write => r.is_ok(),
+        _ = async {
+            let _ = abort.wait_for(|a| *a).await;
+            tokio::time::sleep(ABORT_LINGER).await;
+        } => false,
     }
 }
 
-/// Writes `first` and whatever else is already queued, then flushes once.
-async fn write_batch(
-    ws: &mut WsStream,
-    first: String,
-    rx: &mut mpsc::UnboundedReceiver<Out>,
-    queued: &AtomicUsize,
-    stats: &ConnStats,
-    session: &SessionRef,
-) -> Result<Option<Out>, ()> {
+/// Writes `first` and whatever else is already queued, then flushes once. Once the
+/// connection is aborted, queued frames are dropped instead of written.
+async fn write_batch(sink: &mut Sink, first: String, w: &mut Writer) -> Result<Option<Out>, ()> {
     let mut bytes = 0usize;
     let mut frames = 0u64;
     let mut next = Some(first);
     let mut deferred = None;
+    let mut dropped = 0usize;
     while let Some(t) = next.take() {
-        bytes += t.len();
-        frames += 1;
-        if ws.feed(Message::text(t)).await.is_err() {
-            let _ = session.cast(SessionMsg::SocketClosed {
-                code: None,
-                reason: String::new(),
-                error: Some("write failed".into()),
-            });
-            return Err(());
+        if *w.abort.borrow() {
+            dropped += t.len();
+        } else {
+            bytes += t.len();
+            frames += 1;
+            if !stall_guarded(sink.feed(Message::text(t)), &mut w.abort).await {
+                return write_failed(w);
+            }
         }
         if frames < 64 {
-            match rx.try_recv() {
+            match w.rx.try_recv() {
                 Ok(Out::Text(t)) => next = Some(t),
                 Ok(other) => deferred = Some(other),
                 Err(_) => {}
             }
         }
     }
-    let flushed = ws.flush().await;
-    queued.fetch_sub(bytes, Ordering::AcqRel);
-    stats.frames_out.fetch_add(frames, Ordering::Relaxed);
-    stats.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
-    if flushed.is_err() {
-        let _ = session.cast(SessionMsg::SocketClosed {
-            code: None,
-            reason: String::new(),
-            error: Some("write failed".into()),
-        });
-        return Err(());
+    let flushed = frames == 0 || stall_guarded(sink.flush(), &mut w.abort).await;
+    w.queued.fetch_sub(bytes + dropped, Ordering::AcqRel);
+    w.stats.frames_out.fetch_add(frames, Ordering::Relaxed);
+    w.stats.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+    if !flushed {
+        return write_failed(w);
     }
-    match deferred {
-        Some(Out::Close(code, reason)) => {
-            close(ws, code, &reason).await;
-            Err(())
-        }
-        other => Ok(other),
-    }
+    Ok(deferred)
+}
+
+/// Tells the session the socket failed; the batch ends.
+fn write_failed(w: &Writer) -> Result<Option<Out>, ()> {
+    let _ = w.session.cast(SessionMsg::SocketClosed {
+        code: None,
+        reason: String::new(),
+        error: Some("write failed".into()),
+    });
+    Err(())
 }
 
 fn start_pings(every: Duration, ping_every: &mut Duration) -> tokio::time::Interval {
@@ -255,17 +367,13 @@ fn start_pings(every: Duration, ping_every: &mut Duration) -> tokio::time::Inter
     i
 }
 
-/// Sends a close frame, then waits briefly for the peer's close.
-async fn close(ws: &mut WsStream, code: u16, reason: &str) {
+/// Sends a close frame (bounded when aborted).
+async fn close(sink: &mut Sink, code: u16, reason: &str, abort: &mut watch::Receiver<bool>) {
     let frame = CloseFrame {
         code: CloseCode::from(code),
         reason: truncate_close_reason(reason).into(),
     };
-    let _ = ws.close(Some(frame)).await;
-    let _ = tokio::time::timeout(CLOSE_LINGER, async {
-        while let Some(Ok(_)) = ws.next().await {}
-    })
-    .await;
+    let _ = stall_guarded(sink.send(Message::Close(Some(frame))), abort).await;
 }
 
 fn is_too_big(e: &WsError) -> bool {

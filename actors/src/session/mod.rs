@@ -1,13 +1,20 @@
 //! The Session actor: one per WebSocket connection, a *temporary* child of the
-//! SessionManager. It runs the handshake (challenge → `connect` → Auth actor → `hello-ok`),
-//! then answers requests and stamps broadcast events with the per-connection `seq`. Socket
-//! I/O lives in [`io`]; a crash of this actor drops its state, which closes only its own
-//! socket (1011) and unregisters the connection (see `Drop`).
+//! [`manager`]. It runs the [`handshake`] (challenge → `connect` → Auth actor → `hello-ok`),
+//! then answers requests through the [`methods`] table and stamps broadcast events with the
+//! per-connection `seq`. Socket I/O lives in [`io`]; a crash of this actor drops its state,
+//! which closes only its own socket (1011) and unregisters the connection (see `Drop`).
+//!
+//! Every response — answered at once, or by a job that reads the disk or asks another actor
+//! — goes out through [`SessionState::send`], so a full outbound buffer closes the socket
+//! 1008 "slow consumer" in every case. A session runs at most [`MAX_IN_FLIGHT`] jobs at a
+//! time; further requests get a retryable `UNAVAILABLE` until answers go out.
 
 mod handshake;
 pub mod io;
+pub mod logtail;
+pub mod manager;
+pub mod methods;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,33 +25,22 @@ use tracing::Instrument;
 
 use crate::audit::AuditEvent;
 use crate::guard::limiter::{ConnPermit, LimitKey};
+use crate::guard::limiter_actor;
 use crate::guard::preauth::PreauthPermit;
-use crate::methods::{self, Dispatch};
-use crate::presence::{self, PresenceMsg};
+use crate::presence::PresenceMsg;
 use crate::protocol::errors::ErrorShape;
-use crate::protocol::frame::{self, parse_request};
+use crate::protocol::frame::{self, parse_request, Request};
 use crate::protocol::MAX_BUFFERED_BYTES;
-use crate::shared::{ConnStats, Identity, Shared};
+use crate::shared::{ConnFacts, ConnStats, Counters, Hub, Identity};
+use crate::wiring::Peers;
 use io::{Out, Outbound, Queued, WsStream};
+use methods::{Call, Dispatch};
+
+/// Most requests one session may have running off the actor (disk reads, actor calls).
+pub const MAX_IN_FLIGHT: usize = 64;
 
 /// The session actor.
 pub struct SessionActor;
-
-/// What the HTTP upgrade saw, kept for locality and audit.
-#[derive(Debug, Clone, Default)]
-pub struct RequestMeta {
-    /// `Origin` header (a browser).
-    pub origin: Option<String>,
-    /// Came through a trusted proxy (forwarding headers from anyone else are refused before
-    /// the upgrade).
-    pub forwarded: bool,
-    /// The client address when a trusted proxy forwarded the request.
-    pub client: Option<std::net::IpAddr>,
-    /// The user a trusted proxy names (auth mode `trusted-proxy`), or why it names none.
-    pub proxy_user: Option<Result<String, &'static str>>,
-    /// `User-Agent`.
-    pub user_agent: Option<String>,
-}
 
 /// What admission granted a connection (see [`crate::guard`]): released with the session.
 #[derive(Debug, Default)]
@@ -57,22 +53,28 @@ pub struct Admitted {
     pub conn: Option<ConnPermit>,
 }
 
+/// What every session uses: the shared parts (its methods read all of them: `status`
+/// reports on each) and the actors it talks to (Auth, Presence, and those behind methods).
+#[derive(Debug, Clone)]
+pub struct SessionCtx {
+    /// Shared state.
+    pub hub: Hub,
+    /// Typed references, kept current by the root.
+    pub peers: Peers,
+}
+
 /// Start-up arguments.
 pub struct SessionArgs {
-    /// Connection id (uuid).
-    pub conn_id: String,
-    /// TCP peer.
-    pub peer: SocketAddr,
+    /// What the upgrade learned.
+    pub conn: Arc<ConnFacts>,
     /// The upgraded socket.
     pub ws: WsStream,
     /// The frame-size limit the socket's guard reads; raised after `hello-ok`.
     pub frame_limit: Arc<AtomicUsize>,
-    /// Shared state.
-    pub shared: Arc<Shared>,
-    /// Upgrade request details.
-    pub meta: RequestMeta,
     /// Admission permits and limit key.
     pub admitted: Admitted,
+    /// Shared parts and peers.
+    pub ctx: Arc<SessionCtx>,
 }
 
 /// A gateway-wide event to deliver.
@@ -92,6 +94,13 @@ pub struct Broadcast {
 pub enum SessionMsg {
     /// A text frame from the client.
     Inbound(String),
+    /// The answer of a request that ran off the actor.
+    Reply {
+        /// The request id.
+        id: String,
+        /// Its result.
+        result: Result<Value, ErrorShape>,
+    },
     /// The socket closed or failed: stop.
     SocketClosed {
         /// Close code from the client, if any.
@@ -130,16 +139,16 @@ enum Phase {
 /// Session state. Its `Drop` unregisters the connection, leaves presence and audits the
 /// close, so that happens on every exit path, panics included.
 pub struct SessionState {
-    conn_id: String,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
-    meta: RequestMeta,
+    conn: Arc<ConnFacts>,
+    ctx: Arc<SessionCtx>,
     admitted: Admitted,
     out: Outbound,
     stats: Arc<ConnStats>,
     nonce: String,
     phase: Phase,
     seq: u64,
+    /// Requests running off the actor (≤ [`MAX_IN_FLIGHT`]).
+    in_flight: usize,
     frame_limit: Arc<AtomicUsize>,
     opened: Instant,
     close: Option<(u16, String)>,
@@ -154,6 +163,7 @@ impl SessionMsg {
     pub fn kind(&self) -> &'static str {
         match self {
             SessionMsg::Inbound(_) => "Inbound",
+            SessionMsg::Reply { .. } => "Reply",
             SessionMsg::SocketClosed { .. } => "SocketClosed",
             SessionMsg::HandshakeTimeout => "HandshakeTimeout",
             SessionMsg::Event(_) => "Event",
@@ -173,8 +183,10 @@ impl Actor for SessionActor {
         me: SessionRef,
         a: SessionArgs,
     ) -> Result<SessionState, ActorProcessingErr> {
-        let span = tracing::info_span!("conn", conn_id = %a.conn_id, peer = %a.peer);
-        let stats = a.shared.register(&a.conn_id, a.peer);
+        let hub = &a.ctx.hub;
+        let span = tracing::info_span!("conn", conn_id = %a.conn.conn_id, peer = %a.conn.peer);
+        Counters::bump(&hub.counters.connections_total);
+        let stats = hub.registry.register(a.conn.clone());
         let (out, _task) = io::spawn(a.ws, me.clone(), stats.clone());
         let nonce = uuid::Uuid::new_v4().to_string();
         let challenge = json!({"nonce": nonce, "ts": crate::shared::now_ms()});
@@ -182,29 +194,21 @@ impl Actor for SessionActor {
             frame::event("connect.challenge", &challenge, None, None),
             MAX_BUFFERED_BYTES,
         );
-        let handshake_timer = me.send_after(a.shared.settings.handshake_timeout, || {
+        let handshake_timer = me.send_after(hub.settings().handshake_timeout, || {
             SessionMsg::HandshakeTimeout
         });
-        a.shared
-            .audit
-            .record(
-                AuditEvent::new("conn.open")
-                    .with("connId", a.conn_id.as_str())
-                    .with("peer", a.peer.to_string()),
-            )
-            .await;
+        hub.audit.record(AuditEvent::conn_open(&a.conn)).await;
         span.in_scope(|| tracing::debug!("connection open"));
         Ok(SessionState {
-            conn_id: a.conn_id,
-            peer: a.peer,
-            shared: a.shared,
-            meta: a.meta,
+            conn: a.conn,
+            ctx: a.ctx,
             admitted: a.admitted,
             out,
             stats,
             nonce,
             phase: Phase::Handshake,
             seq: 0,
+            in_flight: 0,
             frame_limit: a.frame_limit,
             opened: Instant::now(),
             close: None,
@@ -227,6 +231,10 @@ impl Actor for SessionActor {
                     Phase::Handshake => handshake::on_first_frame(&me, st, text).await,
                     Phase::Ready(_) => on_request(&me, st, text),
                 },
+                SessionMsg::Reply { id, result } => {
+                    st.in_flight = st.in_flight.saturating_sub(1);
+                    st.respond(&me, &id, result);
+                }
                 SessionMsg::SocketClosed {
                     code,
                     reason,
@@ -240,17 +248,10 @@ impl Actor for SessionActor {
                 }
                 SessionMsg::HandshakeTimeout => {
                     if matches!(st.phase, Phase::Handshake) {
-                        st.shared
-                            .counters
-                            .handshake_timeouts
-                            .fetch_add(1, Ordering::Relaxed);
-                        st.shared
-                            .audit
-                            .record(
-                                AuditEvent::new("conn.handshake_timeout")
-                                    .with("connId", st.conn_id.as_str())
-                                    .with("peer", st.peer.to_string()),
-                            )
+                        let hub = &st.ctx.hub;
+                        Counters::bump(&hub.counters.handshake_timeouts);
+                        hub.audit
+                            .record(AuditEvent::handshake_timeout(&st.conn))
                             .await;
                         st.close_with(&me, 1000, "");
                     }
@@ -259,15 +260,13 @@ impl Actor for SessionActor {
                 SessionMsg::Shutdown { reason } => {
                     if matches!(st.phase, Phase::Ready(_)) {
                         let payload = json!({"reason": reason, "restartExpectedMs": Value::Null});
-                        st.deliver(
-                            &me,
-                            &Broadcast {
-                                event: "shutdown",
-                                payload,
-                                drop_if_slow: false,
-                                state_version: None,
-                            },
-                        );
+                        let b = Broadcast {
+                            event: "shutdown",
+                            payload,
+                            drop_if_slow: false,
+                            state_version: None,
+                        };
+                        st.deliver(&me, &b);
                     }
                     st.close_with(&me, 1012, "service restart");
                 }
@@ -280,81 +279,101 @@ impl Actor for SessionActor {
     }
 }
 
-/// Answers one request after the handshake.
+/// Answers one request after the handshake: parse, rate limit, in-flight cap, then the
+/// method table.
 fn on_request(me: &SessionRef, st: &mut SessionState, text: String) {
     let req = match parse_request(&text) {
         Ok(r) => r,
         Err(e) => {
             let id = e.response_id();
-            st.send(
-                me,
-                frame::response_err(&id, &ErrorShape::invalid_frame(&e.to_string())),
-            );
-            return;
+            return st.respond(me, &id, Err(ErrorShape::invalid_frame(&e.to_string())));
         }
     };
-    st.shared.counters.requests.fetch_add(1, Ordering::Relaxed);
+    Counters::bump(&st.ctx.hub.counters.requests);
+    if let Err(e) = st.rate_limit(&req) {
+        return st.respond(me, &req.id, Err(e));
+    }
     let Phase::Ready(identity) = &st.phase else {
         return;
     };
-    if let Some(key) = &st.admitted.limit_key {
-        if let Err(d) = st.shared.limiter.check(key, Instant::now()) {
-            let retry_ms = d.retry_after.as_millis().max(1) as u64;
-            let mut e = ErrorShape::unavailable("rate limited");
-            e.retryable = Some(true);
-            e.retry_after_ms = Some(retry_ms);
-            if d.first {
-                // Once per burst: a limited client keeps asking, the audit log need not.
-                let ev = AuditEvent::new("ratelimit.hit")
-                    .with("connId", st.conn_id.as_str())
-                    .with("peer", st.peer.to_string())
-                    .with("key", key.to_string())
-                    .with("method", req.method.as_str())
-                    .with("retryAfterMs", retry_ms);
-                st.shared.audit.record_detached(ev);
-                tracing::info!(%key, retry_after_ms = retry_ms, "request rate limit reached");
-            }
-            st.send(me, frame::response_err(&req.id, &e));
-            return;
-        }
-    }
-    match methods::dispatch(&st.shared, identity, &st.stats, &req) {
-        Dispatch::Done(Ok(payload)) => st.send(me, frame::response_ok(&req.id, payload)),
-        Dispatch::Done(Err(e)) => st.send(me, frame::response_err(&req.id, &e)),
-        Dispatch::Async(fut) => {
-            let out = st.out.clone();
-            let id = req.id.clone();
-            tokio::spawn(async move {
-                let text = match fut.await {
-                    Ok(v) => frame::response_ok(&id, v),
-                    Err(e) => frame::response_err(&id, &e),
-                };
-                out.text(text, MAX_BUFFERED_BYTES);
-            });
-        }
-        Dispatch::Blocking(job) => {
-            // Disk reads run off the actor; the answer goes straight to the socket, so
-            // responses may arrive out of order, as the protocol allows.
-            let out = st.out.clone();
-            let id = req.id.clone();
-            tokio::task::spawn_blocking(move || {
-                let text = match job() {
-                    Ok(v) => frame::response_ok(&id, v),
-                    Err(e) => frame::response_err(&id, &e),
-                };
-                out.text(text, MAX_BUFFERED_BYTES);
-            });
-        }
+    let call = Call {
+        method: &req.method,
+        hub: &st.ctx.hub,
+        peers: &st.ctx.peers,
+        who: identity,
+        conn: &st.stats,
+        params: req.params.as_ref(),
+    };
+    match methods::dispatch(&call) {
+        Dispatch::Done(result) => st.respond(me, &req.id, result),
+        job => st.run_off_actor(me, req.id, job),
     }
 }
 
 // === impl SessionState ===
 
 impl SessionState {
+    /// Takes one request from the connection's rate-limit bucket.
+    fn rate_limit(&self, req: &Request) -> Result<(), ErrorShape> {
+        let Some(key) = &self.admitted.limit_key else {
+            return Ok(());
+        };
+        let hub = &self.ctx.hub;
+        let (conn_id, method) = (self.conn.conn_id.clone(), req.method.clone());
+        limiter_actor::check(&hub.limiter, &hub.audit, key, self.conn.peer, |ev| {
+            ev.with("connId", conn_id).with("method", method)
+        })
+        .map_err(|retry| {
+            let mut e = ErrorShape::unavailable("rate limited");
+            e.retryable = Some(true);
+            e.retry_after_ms = Some(retry.as_millis() as u64);
+            e
+        })
+    }
+
+    /// Runs a disk read or an actor call off the actor, within the in-flight cap; the
+    /// answer comes back as [`SessionMsg::Reply`] and leaves through [`Self::respond`].
+    fn run_off_actor(&mut self, me: &SessionRef, id: String, job: Dispatch) {
+        if self.in_flight >= MAX_IN_FLIGHT {
+            Counters::bump(&self.ctx.hub.counters.requests_over_in_flight);
+            let mut e = ErrorShape::unavailable(format!(
+                "too many requests in flight on this connection (limit {MAX_IN_FLIGHT}); \
+                 wait for answers before sending more"
+            ));
+            e.retryable = Some(true);
+            e.retry_after_ms = Some(100);
+            return self.respond(me, &id, Err(e));
+        }
+        self.in_flight += 1;
+        let me = me.clone();
+        tokio::spawn(async move {
+            let result = match job {
+                Dispatch::Blocking(f) => tokio::task::spawn_blocking(f).await,
+                Dispatch::Async(fut) => tokio::spawn(fut).await,
+                Dispatch::Done(r) => Ok(r),
+            }
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "request job failed");
+                Err(ErrorShape::unavailable("internal error while answering"))
+            });
+            // A session that is gone just fails the cast.
+            let _ = me.cast(SessionMsg::Reply { id, result });
+        });
+    }
+
+    /// Sends a response (the one path every response takes).
+    fn respond(&mut self, me: &SessionRef, id: &str, result: Result<Value, ErrorShape>) {
+        let text = match result {
+            Ok(payload) => frame::response_ok(id, payload),
+            Err(e) => frame::response_err(id, &e),
+        };
+        self.send(me, text);
+    }
+
     /// Queues a frame; a full buffer closes the socket 1008 "slow consumer".
     fn send(&mut self, me: &SessionRef, text: String) {
         if self.out.text(text, MAX_BUFFERED_BYTES) == Queued::Full {
-            self.close_with(me, 1008, "slow consumer");
+            self.slow_consumer(me);
         }
     }
 
@@ -367,10 +386,27 @@ impl SessionState {
             Some(self.seq),
             b.state_version.as_ref(),
         );
-        match self.out.text(text, MAX_BUFFERED_BYTES) {
-            Queued::Full if !b.drop_if_slow => self.close_with(me, 1008, "slow consumer"),
-            _ => {}
+        if self.out.text(text, MAX_BUFFERED_BYTES) == Queued::Full && !b.drop_if_slow {
+            self.slow_consumer(me);
         }
+    }
+
+    /// The client stopped reading: drop what is queued, close 1008, stop.
+    fn slow_consumer(&mut self, me: &SessionRef) {
+        if self.close.is_some() {
+            return;
+        }
+        let hub = &self.ctx.hub;
+        Counters::bump(&hub.counters.slow_consumers);
+        tracing::warn!(
+            queued = self.out.queued(),
+            "client is not reading; closing 1008"
+        );
+        hub.audit
+            .record_detached(AuditEvent::slow_consumer(&self.conn, self.out.queued()));
+        self.close = Some((1008, "slow consumer".into()));
+        self.out.abort(1008, "slow consumer");
+        me.stop(None);
     }
 
     /// Queues a close frame and stops; the I/O task writes everything queued before it.
@@ -388,14 +424,10 @@ impl Drop for SessionState {
         if let Some(t) = self.handshake_timer.take() {
             t.abort();
         }
-        self.shared.unregister(&self.conn_id);
+        let hub = &self.ctx.hub;
+        hub.registry.unregister(&self.conn.conn_id);
         let (code, reason) = self.close.clone().unwrap_or((1011, "session ended".into()));
-        let mut ev = AuditEvent::new("conn.close")
-            .with("connId", self.conn_id.as_str())
-            .with("peer", self.peer.to_string())
-            .with("durationMs", self.opened.elapsed().as_millis() as u64)
-            .with("code", code)
-            .with("reason", reason)
+        let mut ev = AuditEvent::conn_close(&self.conn, self.opened.elapsed(), code, reason)
             .with("framesIn", self.stats.frames_in.load(Ordering::Relaxed))
             .with("framesOut", self.stats.frames_out.load(Ordering::Relaxed));
         if let Phase::Ready(i) = &self.phase {
@@ -404,16 +436,13 @@ impl Drop for SessionState {
                 .with("clientMode", i.client_mode.as_str())
                 .with("clientVersion", i.client_version.as_str())
                 .with("role", i.role.as_str());
-            if let Some(p) = ractor::registry::where_is(presence::NAME) {
-                let p: ActorRef<PresenceMsg> = p.into();
-                let _ = p.cast(PresenceMsg::Leave {
-                    conn_id: self.conn_id.clone(),
-                });
-            }
+            self.ctx.peers.presence.cast(PresenceMsg::Leave {
+                conn_id: self.conn.conn_id.clone(),
+            });
         }
-        if let Some(origin) = &self.meta.origin {
+        if let Some(origin) = &self.conn.origin {
             ev = ev.with("origin", origin.as_str());
         }
-        self.shared.audit.record_detached(ev);
+        hub.audit.record_detached(ev);
     }
 }

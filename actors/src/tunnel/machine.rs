@@ -7,6 +7,8 @@
 
 use std::time::{Duration, Instant};
 
+pub use crate::supervisor::Backoff;
+
 /// Observable state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -20,21 +22,6 @@ pub enum Phase {
     Failed,
     /// Stopped on request.
     Stopped,
-}
-
-/// Backoff parameters.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Backoff {
-    /// First delay.
-    pub initial: Duration,
-    /// Cap.
-    pub max: Duration,
-    /// Growth factor.
-    pub multiplier: f64,
-    /// Fraction taken off at random.
-    pub jitter: f64,
-    /// Up this long resets the attempt count.
-    pub reset_after: Duration,
 }
 
 /// What the actor must do next.
@@ -54,6 +41,8 @@ pub enum Action {
 #[derive(Debug, Clone)]
 pub struct Machine {
     backoff: Backoff,
+    /// Up this long resets the attempt count.
+    reset_after: Duration,
     gate: Duration,
     failures_allowed: u32,
     /// Current phase.
@@ -77,32 +66,19 @@ pub struct Machine {
     restart_now: bool,
 }
 
-// === impl Backoff ===
-
-impl Backoff {
-    /// Delay before run `attempt` (1-based), `unit` in [0, 1) draws the jitter.
-    pub fn delay(&self, attempt: u32, unit: f64) -> Duration {
-        let exp = self
-            .multiplier
-            .powi(attempt.saturating_sub(1).min(64) as i32);
-        let base = self.initial.as_secs_f64() * exp;
-        let capped = base.min(self.max.as_secs_f64());
-        let j = 1.0 - self.jitter.clamp(0.0, 1.0) * unit.clamp(0.0, 1.0);
-        Duration::from_secs_f64(capped * j).max(
-            self.initial
-                .min(self.max)
-                .mul_f64(1.0 - self.jitter.clamp(0.0, 1.0)),
-        )
-    }
-}
-
 // === impl Machine ===
 
 impl Machine {
     /// A machine in `Stopped`, ready for [`Machine::start`].
-    pub fn new(backoff: Backoff, gate: Duration, failures_allowed: u32) -> Self {
+    pub fn new(
+        backoff: Backoff,
+        reset_after: Duration,
+        gate: Duration,
+        failures_allowed: u32,
+    ) -> Self {
         Self {
             backoff,
+            reset_after,
             gate,
             failures_allowed: failures_allowed.max(1),
             phase: Phase::Stopped,
@@ -167,7 +143,7 @@ impl Machine {
         // tries). A tunnel that flaps cannot loop faster than once per `reset_after`.
         let stable = self
             .up_since
-            .is_some_and(|t| now.duration_since(t) >= self.backoff.reset_after);
+            .is_some_and(|t| now.duration_since(t) >= self.reset_after);
         if stable {
             self.attempt = 0;
         }

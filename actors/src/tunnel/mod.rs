@@ -8,6 +8,7 @@
 pub mod machine;
 pub mod probe;
 pub mod ssh;
+pub mod supervisor;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,9 +16,9 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::{json, Value};
 
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, AuditHandle};
 use crate::config::tunnels::{Direction, TunnelSpec};
-use crate::shared::{lock, Shared};
+use crate::shared::TunnelTable;
 use machine::{Action, Backoff, Machine, Phase};
 use ssh::{Exit, SshProcess};
 
@@ -26,9 +27,9 @@ pub fn ssh_program() -> String {
     std::env::var("OPENCLAW_SSH").unwrap_or_else(|_| "ssh".into())
 }
 
-/// Registered name of a tunnel actor.
+/// Name of a tunnel actor (logs, audit, the supervisor's child list).
 pub fn actor_name(tunnel: &str) -> String {
-    format!("openclaw.tunnel.{tunnel}")
+    format!("tunnel.{tunnel}")
 }
 
 /// Probe cadence while a new ssh is starting (so "up" is known within ~200 ms).
@@ -39,13 +40,37 @@ pub const STARTING_LIMIT: Duration = Duration::from_secs(30);
 /// The tunnel actor.
 pub struct TunnelActor;
 
+/// What every tunnel actor (and their supervisor) uses besides its spec.
+#[derive(Clone)]
+pub struct TunnelEnv {
+    /// Where status rows are published.
+    pub table: Arc<TunnelTable>,
+    /// Audit producer.
+    pub audit: AuditHandle,
+    /// `<stateDir>/tunnels`: pid files and the status mirror.
+    pub dir: std::path::PathBuf,
+}
+
 /// Start-up arguments.
 #[derive(Clone)]
 pub struct TunnelArgs {
     /// The tunnel.
     pub spec: TunnelSpec,
-    /// Shared state (status table, audit).
-    pub shared: Arc<Shared>,
+    /// Status table, audit, state directory.
+    pub env: TunnelEnv,
+}
+
+/// Reference to a tunnel actor.
+pub type TunnelRef = ActorRef<TunnelMsg>;
+
+/// Starts a tunnel actor linked to `supervisor`.
+pub async fn spawn(
+    args: TunnelArgs,
+    supervisor: ractor::ActorCell,
+) -> Result<TunnelRef, ractor::SpawnErr> {
+    Ok(Actor::spawn_linked(None, TunnelActor, args, supervisor)
+        .await?
+        .0)
 }
 
 /// Messages to a tunnel.
@@ -83,7 +108,7 @@ pub enum TunnelMsg {
 /// State. Dropping it (stop, panic, kill) drops the ssh owner, which kills the group.
 pub struct TunnelState {
     spec: TunnelSpec,
-    shared: Arc<Shared>,
+    env: TunnelEnv,
     machine: Machine,
     ssh: Option<SshProcess>,
     gen: u64,
@@ -117,23 +142,22 @@ impl Actor for TunnelActor {
         me: ActorRef<TunnelMsg>,
         a: TunnelArgs,
     ) -> Result<TunnelState, ActorProcessingErr> {
-        reap_stale(&a.shared, &a.spec.name);
+        reap_stale(&a.env.dir, &a.spec.name);
         let s = &a.spec;
         let backoff = Backoff {
             initial: s.backoff_initial,
             max: s.backoff_max,
             multiplier: s.backoff_multiplier,
             jitter: s.backoff_jitter,
-            reset_after: s.reset_after,
         };
         if s.probe.is_some() {
             me.send_interval(s.probe_interval, || TunnelMsg::ProbeTick);
         }
         let _ = me.cast(TunnelMsg::Start);
         Ok(TunnelState {
-            machine: Machine::new(backoff, s.gate_time, s.probe_failures),
+            machine: Machine::new(backoff, s.reset_after, s.gate_time, s.probe_failures),
             spec: a.spec,
-            shared: a.shared,
+            env: a.env,
             ssh: None,
             gen: 0,
             probing: false,
@@ -217,7 +241,7 @@ fn start(me: &ActorRef<TunnelMsg>, st: &mut TunnelState) {
         let _ = me2.cast(TunnelMsg::Exited { gen, exit });
     }) {
         Ok(p) => {
-            write_pidfile(&st.shared, &st.spec.name, p.pid);
+            write_pidfile(&st.env.dir, &st.spec.name, p.pid);
             st.ssh = Some(p);
             st.machine.spawned(Instant::now());
             if st.spec.probe.is_some() {
@@ -274,13 +298,11 @@ fn apply(me: &ActorRef<TunnelMsg>, st: &mut TunnelState, a: Action) {
         Action::Spawn => start(me, st),
         Action::Kill(why) => {
             tracing::warn!(tunnel = %st.spec.name, %why, "killing ssh");
-            let mut ev = AuditEvent::new("tunnel.kill")
-                .with("tunnel", st.spec.name.as_str())
-                .with("reason", why.as_str());
+            let mut ev = AuditEvent::tunnel_kill(&st.spec.name, &why);
             if let Some(p) = &st.ssh {
                 ev = ev.with("pid", p.pid);
             }
-            st.shared.audit.record_detached(ev);
+            st.env.audit.record_detached(ev);
             if let Some(p) = st.ssh.as_mut() {
                 p.kill();
             }
@@ -306,18 +328,19 @@ fn phase_name(p: Phase) -> &'static str {
 
 async fn audit_transition(st: &TunnelState, from: Phase) {
     let m = &st.machine;
-    let mut ev = AuditEvent::new("tunnel.state")
-        .with("tunnel", st.spec.name.as_str())
-        .with("from", phase_name(from))
-        .with("to", phase_name(m.phase))
-        .with("restarts", m.restarts);
+    let mut ev = AuditEvent::tunnel_state(
+        &st.spec.name,
+        phase_name(from),
+        phase_name(m.phase),
+        m.restarts,
+    );
     if let Some(p) = &st.ssh {
         ev = ev.with("pid", p.pid);
     }
     if matches!(m.phase, Phase::Backoff | Phase::Failed) {
         ev = ev.with("reason", m.last_exit.clone().unwrap_or_default());
     }
-    st.shared.audit.record(ev).await;
+    st.env.audit.record(ev).await;
 }
 
 /// The status row for this tunnel.
@@ -353,20 +376,15 @@ fn status_row(st: &TunnelState) -> Value {
 
 fn publish(st: &TunnelState) {
     let row = status_row(st);
-    lock(&st.shared.tunnels).insert(st.spec.name.clone(), row);
+    st.env.table.set(&st.spec.name, row);
 }
 
-fn pidfile(shared: &Shared, name: &str) -> std::path::PathBuf {
-    shared
-        .settings
-        .paths
-        .state_dir
-        .join("tunnels")
-        .join(format!("{name}.pid"))
+fn pidfile(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    dir.join(format!("{name}.pid"))
 }
 
-fn write_pidfile(shared: &Shared, name: &str, pid: u32) {
-    let path = pidfile(shared, name);
+fn write_pidfile(dir: &std::path::Path, name: &str, pid: u32) {
+    let path = pidfile(dir, name);
     tokio::task::spawn_blocking(move || {
         if let Err(e) = crate::state::write_private_atomic(&path, format!("{pid}\n").as_bytes()) {
             tracing::warn!(path = %path.display(), error = %e, "cannot write the tunnel pid file");
@@ -376,8 +394,8 @@ fn write_pidfile(shared: &Shared, name: &str, pid: u32) {
 
 /// After a SIGKILL of the gateway, ssh groups survive; kill the one recorded for this
 /// tunnel if it is still an ssh process leading its own group.
-fn reap_stale(shared: &Shared, name: &str) {
-    let path = pidfile(shared, name);
+fn reap_stale(dir: &std::path::Path, name: &str) {
+    let path = pidfile(dir, name);
     let Ok(text) = std::fs::read_to_string(&path) else {
         return;
     };

@@ -7,8 +7,9 @@ const B: Backoff = Backoff {
     max: Duration::from_secs(60),
     multiplier: 2.0,
     jitter: 0.2,
-    reset_after: Duration::from_secs(5),
 };
+/// Up this long resets the backoff.
+const RESET: Duration = Duration::from_secs(5);
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -34,7 +35,7 @@ fn backoff_schedule_grows_caps_and_jitters() {
 #[test]
 fn healthy_tunnel_killed_restarts_at_once() {
     let t0 = Instant::now();
-    let mut m = Machine::new(B, Duration::from_secs(2), 2);
+    let mut m = Machine::new(B, RESET, Duration::from_secs(2), 2);
     m.spawned(t0);
     m.proven_up(t0 + ms(300));
     assert_eq!(m.phase, Phase::Up);
@@ -52,7 +53,7 @@ fn healthy_tunnel_killed_restarts_at_once() {
 #[test]
 fn repeated_failures_back_off_then_reset_after_a_stable_period() {
     let mut now = Instant::now();
-    let mut m = Machine::new(B, Duration::from_secs(2), 2);
+    let mut m = Machine::new(B, RESET, Duration::from_secs(2), 2);
     m.spawned(now);
     m.proven_up(now);
     now += Duration::from_secs(60);
@@ -90,7 +91,7 @@ fn repeated_failures_back_off_then_reset_after_a_stable_period() {
 #[test]
 fn first_start_failing_inside_the_gate_is_a_config_problem_retried_at_the_cap() {
     let t0 = Instant::now();
-    let mut m = Machine::new(B, Duration::from_secs(2), 2);
+    let mut m = Machine::new(B, RESET, Duration::from_secs(2), 2);
     m.spawned(t0);
     let a = m.exited("Permission denied (publickey).".into(), t0 + ms(80), 0.5);
     assert_eq!(a, Action::RetryIn(B.max));
@@ -111,7 +112,7 @@ fn first_start_failing_inside_the_gate_is_a_config_problem_retried_at_the_cap() 
 #[test]
 fn probe_failures_kill_after_the_threshold() {
     let t0 = Instant::now();
-    let mut m = Machine::new(B, Duration::from_secs(2), 2);
+    let mut m = Machine::new(B, RESET, Duration::from_secs(2), 2);
     m.spawned(t0);
     m.proven_up(t0);
     assert_eq!(m.probe_failed("timeout"), Action::None);
@@ -123,7 +124,7 @@ fn probe_failures_kill_after_the_threshold() {
 #[test]
 fn probe_failures_while_starting_do_not_count_but_a_stuck_start_is_killed() {
     let t0 = Instant::now();
-    let mut m = Machine::new(B, Duration::from_secs(2), 2);
+    let mut m = Machine::new(B, RESET, Duration::from_secs(2), 2);
     m.spawned(t0);
     for _ in 0..5 {
         assert_eq!(m.probe_failed("connect refused"), Action::None);
@@ -146,7 +147,7 @@ fn probe_failures_while_starting_do_not_count_but_a_stuck_start_is_killed() {
 #[test]
 fn stop_and_force_restart() {
     let t0 = Instant::now();
-    let mut m = Machine::new(B, Duration::from_secs(2), 2);
+    let mut m = Machine::new(B, RESET, Duration::from_secs(2), 2);
     m.spawned(t0);
     m.proven_up(t0);
     assert!(matches!(m.force_restart(), Action::Kill(_)));
@@ -164,7 +165,7 @@ fn stop_and_force_restart() {
     );
     assert_eq!(m.phase, Phase::Stopped);
     // a pending backoff is cut short
-    let mut m = Machine::new(B, Duration::from_secs(2), 2);
+    let mut m = Machine::new(B, RESET, Duration::from_secs(2), 2);
     m.spawned(t0);
     m.exited("x".into(), t0 + Duration::from_secs(5), 0.0);
     assert_eq!(m.force_restart(), Action::Spawn);

@@ -1,13 +1,25 @@
 //! The supervision helper every supervising actor uses: Erlang/OTP semantics on top of
-//! ractor. Restart types (permanent / transient / temporary), restart intensity within a
-//! period (more than `max_restarts` in `period` escalates), jittered exponential backoff
-//! between restarts, and ordered shutdown (reverse start order, each child with its own
-//! timeout, then kill). The decision logic is pure and takes `now`.
+//! ractor. Children are started from data (a [`ChildSpec`] carries its own start function),
+//! restart types (permanent / transient / temporary), restart intensity within a period
+//! (more than `max_restarts` in `period` escalates), jittered exponential [`Backoff`] between
+//! restarts, and ordered shutdown (reverse start order, each child with its own timeout,
+//! then kill). The decision logic is pure and takes `now`.
+
+pub mod backoff;
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractor::{ActorCell, ActorId, SupervisionEvent};
+use ractor::{
+    ActorCell, ActorId, ActorProcessingErr, ActorRef, Message, SpawnErr, SupervisionEvent,
+};
+
+pub use backoff::Backoff;
+
+use crate::wiring::Slot;
 
 /// When a child is restarted (OTP restart types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,17 +39,6 @@ pub struct Intensity {
     pub max_restarts: usize,
     /// MaxT.
     pub period: Duration,
-}
-
-/// Jittered exponential backoff between restarts.
-#[derive(Debug, Clone, Copy)]
-pub struct Backoff {
-    /// Delay before the first restart in a window.
-    pub initial: Duration,
-    /// Cap.
-    pub max: Duration,
-    /// Jitter fraction in `[0, 1]`: the delay is scaled by a factor in `[1 - j, 1]`.
-    pub jitter: f64,
 }
 
 /// What a supervisor does about a child event.
@@ -65,15 +66,25 @@ pub enum Decision {
     Escalate(String),
 }
 
-/// A static child: its name, restart type and shutdown timeout.
-#[derive(Debug, Clone)]
+/// Starts a child linked to the supervisor cell it is given, and returns its cell.
+pub type StartFn = Arc<
+    dyn Fn(ActorCell) -> Pin<Box<dyn Future<Output = Result<ActorCell, SpawnErr>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// A child: its name (for logs and restarts), restart type, shutdown timeout, and how to
+/// start it. Adding a child to a supervisor is adding one spec.
+#[derive(Clone)]
 pub struct ChildSpec {
-    /// Registered name (singletons only).
+    /// Name, unique among the supervisor's children (logs, audit, restarts).
     pub name: String,
     /// Restart type.
     pub restart: Restart,
     /// How long a graceful stop may take before the child is killed.
     pub shutdown: Duration,
+    /// Starts the child (and points its slot at it).
+    pub start: StartFn,
 }
 
 /// Sliding window of restart times.
@@ -84,7 +95,6 @@ pub struct RestartWindow {
 }
 
 /// Supervision state held by a supervising actor.
-#[derive(Debug)]
 pub struct Supervisor {
     label: &'static str,
     specs: Vec<ChildSpec>,
@@ -93,19 +103,53 @@ pub struct Supervisor {
     backoff: Backoff,
 }
 
-// === impl Backoff ===
+// === impl ChildSpec ===
 
-impl Backoff {
-    /// Delay for the `attempt`-th restart in a window (1-based), jitter drawn from `unit`
-    /// (a number in `[0, 1)`).
-    pub fn delay(&self, attempt: usize, unit: f64) -> Duration {
-        let exp = attempt.saturating_sub(1).min(30) as u32;
-        let base = self
-            .initial
-            .saturating_mul(1u32 << exp.min(20))
-            .min(self.max);
-        let factor = 1.0 - self.jitter.clamp(0.0, 1.0) * unit.clamp(0.0, 1.0);
-        base.mul_f64(factor)
+impl ChildSpec {
+    /// A child started by `spawn(args.clone(), supervisor)`; each start (the first and every
+    /// restart) points `slot` at the new incarnation.
+    pub fn new<M, A, F, Fut>(
+        name: impl Into<String>,
+        restart: Restart,
+        shutdown: Duration,
+        args: A,
+        slot: Option<Slot<M>>,
+        spawn: F,
+    ) -> Self
+    where
+        M: Message,
+        A: Clone + Send + Sync + 'static,
+        F: Fn(A, ActorCell) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<ActorRef<M>, SpawnErr>> + Send + 'static,
+    {
+        let spawn = Arc::new(spawn);
+        let start: StartFn = Arc::new(move |sup: ActorCell| {
+            let fut = spawn(args.clone(), sup);
+            let slot = slot.clone();
+            Box::pin(async move {
+                let r = fut.await?;
+                if let Some(s) = slot {
+                    s.set(r.clone());
+                }
+                Ok(r.get_cell())
+            })
+        });
+        Self {
+            name: name.into(),
+            restart,
+            shutdown,
+            start,
+        }
+    }
+}
+
+impl std::fmt::Debug for ChildSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildSpec")
+            .field("name", &self.name)
+            .field("restart", &self.restart)
+            .field("shutdown", &self.shutdown)
+            .finish()
     }
 }
 
@@ -163,7 +207,7 @@ pub fn decide(
     match window.record(now) {
         Ok(attempt) => Decision::Restart {
             name: name.to_string(),
-            delay: backoff.delay(attempt, unit),
+            delay: backoff.delay(attempt as u32, unit),
             attempt,
         },
         Err(n) => Decision::Escalate(format!(
@@ -200,6 +244,56 @@ impl Supervisor {
     /// Notes that `name` is running as `cell`.
     pub fn started(&mut self, name: &str, cell: ActorCell) {
         self.running.insert(cell.get_id(), (name.to_string(), cell));
+    }
+
+    /// Starts child `name` linked to `supervisor`.
+    pub async fn start(&mut self, name: &str, supervisor: &ActorCell) -> Result<(), SpawnErr> {
+        let spec = self
+            .specs
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| SpawnErr::StartupFailed(format!("no child named {name}").into()))?;
+        let cell = (spec.start)(supervisor.clone()).await?;
+        self.started(name, cell);
+        Ok(())
+    }
+
+    /// Starts every child in spec order; on a failure stops those already started (in
+    /// reverse order) and returns the error.
+    pub async fn start_all(&mut self, supervisor: &ActorCell) -> Result<(), ActorProcessingErr> {
+        let names: Vec<String> = self.specs.iter().map(|s| s.name.clone()).collect();
+        for name in names {
+            if let Err(e) = self.start(&name, supervisor).await {
+                self.shutdown().await;
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops child `name` now (within its shutdown timeout) and forgets it, so its exit is
+    /// not restarted. `false` when it was not running.
+    pub async fn stop_child(&mut self, name: &str) -> bool {
+        let Some(id) = self
+            .running
+            .iter()
+            .find(|(_, (n, _))| n == name)
+            .map(|(id, _)| *id)
+        else {
+            return false;
+        };
+        let Some((_, cell)) = self.running.remove(&id) else {
+            return false;
+        };
+        let timeout = self
+            .specs
+            .iter()
+            .find(|s| s.name == name)
+            .map_or(Duration::from_secs(5), |s| s.shutdown);
+        let _ = cell
+            .stop_and_wait(Some("shutdown".into()), Some(timeout))
+            .await;
+        true
     }
 
     /// Decides what to do about a supervision event.
@@ -278,18 +372,9 @@ mod tests {
     const BACKOFF: Backoff = Backoff {
         initial: Duration::from_millis(100),
         max: Duration::from_secs(2),
+        multiplier: 2.0,
         jitter: 0.5,
     };
-
-    #[test]
-    fn backoff_grows_caps_and_jitters_down() {
-        let b = BACKOFF;
-        let no_jitter: Vec<u128> = (1..=7).map(|a| b.delay(a, 0.0).as_millis()).collect();
-        assert_eq!(no_jitter, vec![100, 200, 400, 800, 1600, 2000, 2000]);
-        assert_eq!(b.delay(1, 0.999).as_millis(), 50);
-        assert!(b.delay(3, 0.5) < b.delay(3, 0.0));
-        assert_eq!(b.delay(1000, 0.0), Duration::from_secs(2));
-    }
 
     #[test]
     fn restart_types_table() {
@@ -330,7 +415,7 @@ mod tests {
                 d,
                 Decision::Restart {
                     name: "c".into(),
-                    delay: BACKOFF.delay(i + 1, 0.0),
+                    delay: BACKOFF.delay(i as u32 + 1, 0.0),
                     attempt: i + 1
                 }
             );

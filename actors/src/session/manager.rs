@@ -5,37 +5,41 @@
 //! On shutdown it tells every session to close 1012 and waits up to the grace period.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
+use super::io::WsStream;
+use super::{Admitted, SessionActor, SessionArgs, SessionCtx, SessionMsg, SessionRef};
 use crate::audit::AuditEvent;
-use crate::session::io::WsStream;
-use crate::session::{RequestMeta, SessionActor, SessionArgs, SessionMsg};
-use crate::shared::Shared;
+use crate::shared::{ConnFacts, Counters, Hub};
 use crate::supervisor::{Backoff, Decision, Intensity, Supervisor};
-
-/// Registered name of the session manager.
-pub const NAME: &str = "openclaw.sessions";
+use crate::wiring::Peers;
 
 /// The session manager.
 pub struct SessionManagerActor;
 
+/// Start-up arguments: what every session it starts gets.
+#[derive(Clone)]
+pub struct SessionManagerArgs {
+    /// Shared state.
+    pub hub: Hub,
+    /// Typed references to the long-lived actors.
+    pub peers: Peers,
+}
+
 /// An upgraded connection waiting for its session.
 pub struct NewConnection {
-    /// TCP peer.
-    pub peer: SocketAddr,
+    /// What the upgrade learned (one `Arc` to the session and to Auth).
+    pub facts: Arc<ConnFacts>,
     /// The socket.
     pub ws: WsStream,
     /// Frame-size limit shared with the socket guard.
     pub frame_limit: Arc<AtomicUsize>,
-    /// Upgrade request details.
-    pub meta: RequestMeta,
     /// Admission permits and limit key.
-    pub admitted: crate::session::Admitted,
+    pub admitted: Admitted,
 }
 
 /// Messages to the session manager.
@@ -65,13 +69,25 @@ pub enum SessionManagerMsg {
 
 /// State.
 pub struct SessionManagerState {
-    shared: Arc<Shared>,
+    ctx: Arc<SessionCtx>,
     sup: Supervisor,
-    sessions: HashMap<ractor::ActorId, (String, ActorCell)>,
+    sessions: HashMap<ractor::ActorId, (String, SessionRef)>,
 }
 
 /// Reference to the session manager.
 pub type SessionManagerRef = ActorRef<SessionManagerMsg>;
+
+/// Starts the session manager linked to `supervisor`.
+pub async fn spawn(
+    args: SessionManagerArgs,
+    supervisor: ActorCell,
+) -> Result<SessionManagerRef, ractor::SpawnErr> {
+    Ok(
+        Actor::spawn_linked(None, SessionManagerActor, args, supervisor)
+            .await?
+            .0,
+    )
+}
 
 impl SessionManagerMsg {
     /// Message kind for tracing.
@@ -87,12 +103,12 @@ impl SessionManagerMsg {
 impl Actor for SessionManagerActor {
     type Msg = SessionManagerMsg;
     type State = SessionManagerState;
-    type Arguments = Arc<Shared>;
+    type Arguments = SessionManagerArgs;
 
     async fn pre_start(
         &self,
         _me: ActorRef<Self::Msg>,
-        shared: Arc<Shared>,
+        args: SessionManagerArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         // Sessions are temporary: the intensity window never triggers for them.
         let sup = Supervisor::new(
@@ -102,14 +118,14 @@ impl Actor for SessionManagerActor {
                 max_restarts: usize::MAX,
                 period: Duration::from_secs(1),
             },
-            Backoff {
-                initial: Duration::ZERO,
-                max: Duration::ZERO,
-                jitter: 0.0,
-            },
+            Backoff::NONE,
         );
+        let ctx = Arc::new(SessionCtx {
+            hub: args.hub,
+            peers: args.peers,
+        });
         Ok(SessionManagerState {
-            shared,
+            ctx,
             sup,
             sessions: HashMap::new(),
         })
@@ -129,9 +145,9 @@ impl Actor for SessionManagerActor {
                 grace,
                 reply_to,
             } => {
-                let cells: Vec<ActorCell> = st.sessions.values().map(|(_, c)| c.clone()).collect();
-                for c in &cells {
-                    let s: ActorRef<SessionMsg> = c.clone().into();
+                let sessions: Vec<SessionRef> =
+                    st.sessions.values().map(|(_, s)| s.clone()).collect();
+                for s in &sessions {
                     let _ = s.cast(SessionMsg::Shutdown {
                         reason: reason.clone(),
                     });
@@ -139,9 +155,9 @@ impl Actor for SessionManagerActor {
                 tokio::spawn(async move {
                     let deadline = Instant::now() + grace;
                     let mut left = 0;
-                    for c in cells {
+                    for s in sessions {
                         let remaining = deadline.saturating_duration_since(Instant::now());
-                        if c.wait(Some(remaining)).await.is_err() {
+                        if s.get_cell().wait(Some(remaining)).await.is_err() {
                             left += 1;
                         }
                     }
@@ -153,9 +169,8 @@ impl Actor for SessionManagerActor {
                 code,
                 reason,
             } => {
-                for (conn_id, cell) in st.sessions.values() {
+                for (conn_id, s) in st.sessions.values() {
                     if conn_ids.contains(conn_id) {
-                        let s: ActorRef<SessionMsg> = cell.clone().into();
                         let reason = reason.clone();
                         let _ = s.cast(SessionMsg::Close { code, reason });
                     }
@@ -182,15 +197,11 @@ impl Actor for SessionManagerActor {
                 st.sessions.remove(&cell.get_id());
             }
             if failed {
-                st.shared
-                    .counters
-                    .sessions_crashed
-                    .fetch_add(1, Ordering::Relaxed);
+                let hub = &st.ctx.hub;
+                Counters::bump(&hub.counters.sessions_crashed);
                 tracing::error!(conn_id = %name, error = ?error, "session crashed; its socket was closed, the gateway carries on");
-                let ev = AuditEvent::new("session.crashed")
-                    .with("connId", name.as_str())
-                    .with("error", error.unwrap_or_default());
-                st.shared.audit.record(ev).await;
+                let ev = AuditEvent::session_crashed(&name, error.unwrap_or_default());
+                hub.audit.record(ev).await;
             }
         }
         Ok(())
@@ -198,24 +209,21 @@ impl Actor for SessionManagerActor {
 }
 
 async fn open(me: &ActorRef<SessionManagerMsg>, st: &mut SessionManagerState, conn: NewConnection) {
-    if st.shared.shutting_down.load(Ordering::Relaxed) {
+    if st.ctx.hub.registry.stopping() {
         return; // dropping the socket closes it
     }
-    let conn_id = uuid::Uuid::new_v4().to_string();
+    let conn_id = conn.facts.conn_id.clone();
     let args = SessionArgs {
-        conn_id: conn_id.clone(),
-        peer: conn.peer,
+        conn: conn.facts,
         ws: conn.ws,
         frame_limit: conn.frame_limit,
-        shared: st.shared.clone(),
-        meta: conn.meta,
         admitted: conn.admitted,
+        ctx: st.ctx.clone(),
     };
     match Actor::spawn_linked(None, SessionActor, args, me.get_cell()).await {
         Ok((session, _)) => {
             st.sup.started(&conn_id, session.get_cell());
-            st.sessions
-                .insert(session.get_id(), (conn_id, session.get_cell()));
+            st.sessions.insert(session.get_id(), (conn_id, session));
         }
         Err(e) => tracing::error!(conn_id = %conn_id, error = %e, "could not start a session"),
     }

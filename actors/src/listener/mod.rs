@@ -3,19 +3,20 @@
 //! TCP connection is served by hyper (HTTP/1.1 with upgrades, header-read timeout enforced
 //! by hyper's timer) in its own task. Upgrades become sessions via the SessionManager.
 
+pub mod http;
+
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
 use tokio::net::{TcpListener, TcpSocket};
 
-use crate::http;
-use crate::shared::{lock, Shared};
+use crate::shared::Registry;
+use http::HttpCtx;
 
 /// How long a client may take to send request headers.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,11 +25,12 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ListenerActor;
 
 /// Start-up arguments.
+#[derive(Clone)]
 pub struct ListenerArgs {
     /// Address to bind (port 0: the gateway's port once known, else any).
     pub addr: SocketAddr,
-    /// Shared state.
-    pub shared: Arc<Shared>,
+    /// What request handling needs (shared by all listeners).
+    pub http: Arc<HttpCtx>,
     /// Skip quietly when the address family is unavailable (IPv6 off).
     pub optional: bool,
 }
@@ -36,11 +38,24 @@ pub struct ListenerArgs {
 /// Messages to a listener (none yet besides lifecycle; kept for tracing symmetry).
 pub enum ListenerMsg {}
 
+/// Reference to a listener.
+pub type ListenerRef = ActorRef<ListenerMsg>;
+
+/// Starts a listener linked to `supervisor`; binding fails the start.
+pub async fn spawn(
+    args: ListenerArgs,
+    supervisor: ActorCell,
+) -> Result<ListenerRef, ractor::SpawnErr> {
+    Ok(Actor::spawn_linked(None, ListenerActor, args, supervisor)
+        .await?
+        .0)
+}
+
 /// State: the accept task, aborted when the state drops (stop, crash or kill).
 pub struct ListenerState {
     addr: Option<SocketAddr>,
     accept: Option<tokio::task::JoinHandle<()>>,
-    shared: Arc<Shared>,
+    registry: Arc<Registry>,
 }
 
 /// Why binding failed, in words a user can act on.
@@ -83,7 +98,8 @@ impl Actor for ListenerActor {
         a: ListenerArgs,
     ) -> Result<ListenerState, ActorProcessingErr> {
         let mut addr = a.addr;
-        let known = a.shared.port.load(Ordering::Relaxed);
+        let registry = a.http.hub.registry.clone();
+        let known = registry.port();
         if addr.port() == 0 && known != 0 {
             addr.set_port(known);
         }
@@ -100,21 +116,19 @@ impl Actor for ListenerActor {
                 return Ok(ListenerState {
                     addr: None,
                     accept: None,
-                    shared: a.shared,
+                    registry,
                 });
             }
             Err(e) => return Err(bind_error(addr, &e).into()),
         };
         let local = listener.local_addr()?;
-        a.shared.port.store(local.port(), Ordering::Relaxed);
-        lock(&a.shared.listeners).push(local);
+        registry.add_listener(local);
         tracing::info!(addr = %local, "listening");
-        let shared = a.shared.clone();
-        let accept = tokio::spawn(accept_loop(listener, shared));
+        let accept = tokio::spawn(accept_loop(listener, a.http));
         Ok(ListenerState {
             addr: Some(local),
             accept: Some(accept),
-            shared: a.shared,
+            registry,
         })
     }
 
@@ -134,19 +148,19 @@ impl Drop for ListenerState {
             t.abort();
         }
         if let Some(a) = self.addr {
-            lock(&self.shared.listeners).retain(|x| *x != a);
+            self.registry.remove_listener(a);
         }
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+async fn accept_loop(listener: TcpListener, ctx: Arc<HttpCtx>) {
     loop {
         match listener.accept().await {
             Ok((tcp, peer)) => {
                 let _ = tcp.set_nodelay(true);
-                let shared = shared.clone();
+                let ctx = ctx.clone();
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req| http::handle(req, peer, shared.clone()));
+                    let svc = service_fn(move |req| http::handle(req, peer, ctx.clone()));
                     let conn = http1::Builder::new()
                         .timer(TokioTimer::new())
                         .header_read_timeout(HEADER_READ_TIMEOUT)

@@ -1,0 +1,498 @@
+//! Every audit event the gateway writes, in one place: [`EVENTS`] lists each event with its
+//! fields (the writer adds `ts`, `seq` and `event` to every line), and the typed
+//! constructors below are the only way to make one. A test checks that each constructor
+//! writes only the fields listed for its event.
+//!
+//! | event | when |
+//! |---|---|
+//! | `gateway.start` / `gateway.stop` | the runtime started / stopped (clean: sessions closed in the grace period) |
+//! | `actor.failed` / `actor.restarted` | a root child crashed (and when it restarts) / was started again |
+//! | `conn.open` / `conn.close` | a WebSocket session began / ended (with close code and frame counts) |
+//! | `conn.handshake_timeout` | no `connect` within `handshakeTimeoutMs` |
+//! | `conn.denied` | refused before the upgrade (allowlist, forwarding, pre-auth cap, max connections) |
+//! | `conn.slow_consumer` | closed 1008: the client stopped reading |
+//! | `ratelimit.hit` | first request over the rate limit in a burst |
+//! | `session.crashed` | a session actor panicked (only its socket closed) |
+//! | `auth.ok` / `auth.fail` | a handshake was accepted / rejected |
+//! | `auth.lockout` | a client was locked out after repeated wrong credentials |
+//! | `device.pair.requested` / `device.approved` / `device.rejected` / `device.removed` | device pairing |
+//! | `config.reload` | a reload (applied, restart-required keys, or the error) |
+//! | `tunnel.state` / `tunnel.kill` / `tunnel.actor_restarted` | tunnel life |
+//! | `audit.recovered` | a partial last line left by a crash was removed |
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::AuditEvent;
+use crate::shared::ConnFacts;
+
+/// Each event and the fields it may carry.
+pub const EVENTS: &[(&str, &[&str])] = &[
+    ("gateway.start", &["pid", "listeners", "authMode"]),
+    ("gateway.stop", &["reason", "clean"]),
+    ("actor.failed", &["actor", "restartInMs"]),
+    ("actor.restarted", &["actor"]),
+    ("conn.open", &["connId", "peer"]),
+    (
+        "conn.close",
+        &[
+            "connId",
+            "peer",
+            "durationMs",
+            "code",
+            "reason",
+            "framesIn",
+            "framesOut",
+            "clientId",
+            "clientMode",
+            "clientVersion",
+            "role",
+            "origin",
+        ],
+    ),
+    ("conn.handshake_timeout", &["connId", "peer"]),
+    (
+        "conn.denied",
+        &["peer", "reason", "status", "path", "client", "key"],
+    ),
+    ("conn.slow_consumer", &["connId", "peer", "queuedBytes"]),
+    (
+        "ratelimit.hit",
+        &["connId", "peer", "key", "method", "path", "retryAfterMs"],
+    ),
+    ("session.crashed", &["connId", "error"]),
+    (
+        "auth.ok",
+        &[
+            "connId",
+            "peer",
+            "client",
+            "user",
+            "clientId",
+            "clientMode",
+            "clientVersion",
+            "role",
+            "method",
+            "scopes",
+            "deviceId",
+        ],
+    ),
+    (
+        "auth.fail",
+        &[
+            "connId",
+            "peer",
+            "client",
+            "user",
+            "clientId",
+            "clientMode",
+            "clientVersion",
+            "role",
+            "reason",
+            "code",
+            "deviceId",
+            "requestId",
+            "retryAfterMs",
+        ],
+    ),
+    ("auth.lockout", &["peer", "key", "failures", "lockoutMs"]),
+    (
+        "device.pair.requested",
+        &[
+            "deviceId",
+            "requestId",
+            "remoteIp",
+            "role",
+            "clientId",
+            "connId",
+        ],
+    ),
+    (
+        "device.approved",
+        &[
+            "deviceId",
+            "requestId",
+            "via",
+            "role",
+            "remoteIp",
+            "byConnId",
+            "peer",
+        ],
+    ),
+    ("device.rejected", &["deviceId", "requestId", "byConnId"]),
+    ("device.removed", &["deviceId", "byConnId"]),
+    (
+        "config.reload",
+        &[
+            "trigger",
+            "ok",
+            "error",
+            "applied",
+            "restartRequired",
+            "generation",
+        ],
+    ),
+    (
+        "tunnel.state",
+        &["tunnel", "from", "to", "restarts", "pid", "reason"],
+    ),
+    ("tunnel.kill", &["tunnel", "reason", "pid"]),
+    ("tunnel.actor_restarted", &["actor", "inMs"]),
+    ("audit.recovered", &["note"]),
+];
+
+/// Who a handshake came from, as `auth.ok` / `auth.fail` record it.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthWho<'a> {
+    /// The connection.
+    pub conn: &'a ConnFacts,
+    /// `client.id`.
+    pub client_id: &'a str,
+    /// `client.mode`.
+    pub client_mode: &'a str,
+    /// `client.version`.
+    pub client_version: &'a str,
+    /// Requested role.
+    pub role: &'a str,
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+// === constructors ===
+
+impl AuditEvent {
+    /// `gateway.start`.
+    pub fn gateway_start(listeners: Vec<String>, auth_mode: &str) -> Self {
+        Self::new("gateway.start")
+            .with("pid", std::process::id())
+            .with("listeners", listeners)
+            .with("authMode", auth_mode)
+    }
+
+    /// `gateway.stop`.
+    pub fn gateway_stop(reason: &str, clean: bool) -> Self {
+        Self::new("gateway.stop")
+            .with("reason", reason)
+            .with("clean", clean)
+    }
+
+    /// `actor.failed`: a root child crashed and restarts in `delay`.
+    pub fn actor_failed(actor: &str, delay: Duration) -> Self {
+        Self::new("actor.failed")
+            .with("actor", actor)
+            .with("restartInMs", ms(delay))
+    }
+
+    /// `actor.restarted`.
+    pub fn actor_restarted(actor: &str) -> Self {
+        Self::new("actor.restarted").with("actor", actor)
+    }
+
+    /// `conn.open`.
+    pub fn conn_open(c: &ConnFacts) -> Self {
+        Self::new("conn.open")
+            .with("connId", c.conn_id.as_str())
+            .with("peer", c.peer.to_string())
+    }
+
+    /// `conn.close` (identity and origin fields are added with [`AuditEvent::with`] by the
+    /// session, from the fields listed in [`EVENTS`]).
+    pub fn conn_close(c: &ConnFacts, duration: Duration, code: u16, reason: String) -> Self {
+        Self::new("conn.close")
+            .with("connId", c.conn_id.as_str())
+            .with("peer", c.peer.to_string())
+            .with("durationMs", ms(duration))
+            .with("code", code)
+            .with("reason", reason)
+    }
+
+    /// `conn.handshake_timeout`.
+    pub fn handshake_timeout(c: &ConnFacts) -> Self {
+        Self::new("conn.handshake_timeout")
+            .with("connId", c.conn_id.as_str())
+            .with("peer", c.peer.to_string())
+    }
+
+    /// `conn.denied` before the upgrade.
+    pub fn conn_denied(peer: SocketAddr, reason: &str, status: u16) -> Self {
+        Self::new("conn.denied")
+            .with("peer", peer.to_string())
+            .with("reason", reason)
+            .with("status", status)
+    }
+
+    /// `conn.slow_consumer`: closed 1008 with `queued` bytes still unsent.
+    pub fn slow_consumer(c: &ConnFacts, queued: usize) -> Self {
+        Self::new("conn.slow_consumer")
+            .with("connId", c.conn_id.as_str())
+            .with("peer", c.peer.to_string())
+            .with("queuedBytes", queued as u64)
+    }
+
+    /// `ratelimit.hit` (`connId` and `method` for a WebSocket request, `path` for HTTP).
+    pub fn ratelimit_hit(peer: SocketAddr, key: &str, retry_after: Duration) -> Self {
+        Self::new("ratelimit.hit")
+            .with("peer", peer.to_string())
+            .with("key", key)
+            .with("retryAfterMs", ms(retry_after))
+    }
+
+    /// `session.crashed`.
+    pub fn session_crashed(conn_id: &str, error: String) -> Self {
+        Self::new("session.crashed")
+            .with("connId", conn_id)
+            .with("error", error)
+    }
+
+    /// `auth.ok`.
+    pub fn auth_ok(who: AuthWho<'_>, method: &str, scopes: &[String]) -> Self {
+        Self::auth_base("auth.ok", who)
+            .with("method", method)
+            .with("scopes", json!(scopes))
+    }
+
+    /// `auth.fail` with the rejection `reason` and error `code`.
+    pub fn auth_fail(who: AuthWho<'_>, reason: &str, code: &str) -> Self {
+        Self::auth_base("auth.fail", who)
+            .with("reason", reason)
+            .with("code", code)
+    }
+
+    fn auth_base(event: &'static str, w: AuthWho<'_>) -> Self {
+        let mut ev = Self::new(event)
+            .with("connId", w.conn.conn_id.as_str())
+            .with("peer", w.conn.peer.to_string())
+            .with("clientId", w.client_id)
+            .with("clientMode", w.client_mode)
+            .with("clientVersion", w.client_version)
+            .with("role", w.role);
+        if w.conn.client != w.conn.peer.ip() {
+            ev = ev.with("client", w.conn.client.to_string());
+        }
+        if let Some(Ok(user)) = &w.conn.proxy_user {
+            ev = ev.with("user", user.as_str());
+        }
+        ev
+    }
+
+    /// `auth.lockout`.
+    pub fn auth_lockout(peer: SocketAddr, key: &str, failures: u32, lockout: Duration) -> Self {
+        Self::new("auth.lockout")
+            .with("peer", peer.to_string())
+            .with("key", key)
+            .with("failures", failures)
+            .with("lockoutMs", ms(lockout))
+    }
+
+    /// `device.pair.requested`.
+    pub fn pair_requested(
+        device_id: &str,
+        request_id: &str,
+        remote_ip: &str,
+        role: &str,
+        client_id: &str,
+        conn_id: &str,
+    ) -> Self {
+        Self::new("device.pair.requested")
+            .with("deviceId", device_id)
+            .with("requestId", request_id)
+            .with("remoteIp", remote_ip)
+            .with("role", role)
+            .with("clientId", client_id)
+            .with("connId", conn_id)
+    }
+
+    /// `device.approved` by an operator (`via: owner`).
+    pub fn device_approved(
+        device_id: &str,
+        request_id: &str,
+        role: &str,
+        remote_ip: &str,
+        by_conn_id: &str,
+    ) -> Self {
+        Self::new("device.approved")
+            .with("deviceId", device_id)
+            .with("requestId", request_id)
+            .with("via", "owner")
+            .with("role", role)
+            .with("remoteIp", remote_ip)
+            .with("byConnId", by_conn_id)
+    }
+
+    /// `device.approved` silently for a local client (`via: silent`).
+    pub fn device_approved_silently(device_id: &str, peer: SocketAddr) -> Self {
+        Self::new("device.approved")
+            .with("deviceId", device_id)
+            .with("via", "silent")
+            .with("peer", peer.to_string())
+    }
+
+    /// `device.rejected`.
+    pub fn device_rejected(device_id: &str, request_id: &str, by_conn_id: &str) -> Self {
+        Self::new("device.rejected")
+            .with("deviceId", device_id)
+            .with("requestId", request_id)
+            .with("byConnId", by_conn_id)
+    }
+
+    /// `device.removed`.
+    pub fn device_removed(device_id: &str, by_conn_id: &str) -> Self {
+        Self::new("device.removed")
+            .with("deviceId", device_id)
+            .with("byConnId", by_conn_id)
+    }
+
+    /// `config.reload` that was refused (the running settings stay).
+    pub fn reload_refused(trigger: &str, error: &str) -> Self {
+        Self::new("config.reload")
+            .with("trigger", trigger)
+            .with("ok", false)
+            .with("error", error)
+    }
+
+    /// `config.reload` that was read: what applied, what needs a restart.
+    pub fn reload_applied(
+        trigger: &str,
+        applied: &[&str],
+        restart: &[&str],
+        generation: u64,
+    ) -> Self {
+        Self::new("config.reload")
+            .with("trigger", trigger)
+            .with("ok", true)
+            .with("applied", json!(applied))
+            .with("restartRequired", json!(restart))
+            .with("generation", generation)
+    }
+
+    /// `tunnel.state`: a transition `from` → `to`.
+    pub fn tunnel_state(tunnel: &str, from: &str, to: &str, restarts: u64) -> Self {
+        Self::new("tunnel.state")
+            .with("tunnel", tunnel)
+            .with("from", from)
+            .with("to", to)
+            .with("restarts", restarts)
+    }
+
+    /// `tunnel.kill`.
+    pub fn tunnel_kill(tunnel: &str, reason: &str) -> Self {
+        Self::new("tunnel.kill")
+            .with("tunnel", tunnel)
+            .with("reason", reason)
+    }
+
+    /// `tunnel.actor_restarted`: a crashed tunnel actor restarts in `delay`.
+    pub fn tunnel_actor_restarted(actor: &str, delay: Duration) -> Self {
+        Self::new("tunnel.actor_restarted")
+            .with("actor", actor)
+            .with("inMs", ms(delay))
+    }
+
+    /// `audit.recovered`.
+    pub fn audit_recovered() -> Self {
+        Self::new("audit.recovered").with("note", "partial last line removed after a crash")
+    }
+
+    /// The fields [`EVENTS`] lists for this event (empty for an unlisted one).
+    pub fn allowed_fields(&self) -> &'static [&'static str] {
+        EVENTS
+            .iter()
+            .find(|(n, _)| *n == self.event)
+            .map_or(&[], |(_, f)| *f)
+    }
+
+    /// Adds an optional field when present.
+    pub fn with_opt(self, key: &str, value: Option<impl Into<Value>>) -> Self {
+        match value {
+            Some(v) => self.with(key, v),
+            None => self,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> ConnFacts {
+        ConnFacts {
+            conn_id: "c1".into(),
+            peer: "127.0.0.1:5000".parse().unwrap(),
+            client: "10.0.0.9".parse().unwrap(),
+            forwarded: true,
+            origin: None,
+            proxy_user: Some(Ok("alice".into())),
+            user_agent: None,
+            connected_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn every_constructor_writes_only_listed_fields_of_a_listed_event() {
+        let c = conn();
+        let who = AuthWho {
+            conn: &c,
+            client_id: "cli",
+            client_mode: "cli",
+            client_version: "1",
+            role: "operator",
+        };
+        let d = Duration::from_millis(5);
+        let peer = c.peer;
+        let all = [
+            AuditEvent::gateway_start(vec![], "token"),
+            AuditEvent::gateway_stop("SIGTERM", true),
+            AuditEvent::actor_failed("auth", d),
+            AuditEvent::actor_restarted("auth"),
+            AuditEvent::conn_open(&c),
+            AuditEvent::conn_close(&c, d, 1000, String::new())
+                .with("clientId", "x")
+                .with("origin", "o"),
+            AuditEvent::handshake_timeout(&c),
+            AuditEvent::conn_denied(peer, "allowlist", 403)
+                .with("path", "/")
+                .with("client", "1.2.3.4"),
+            AuditEvent::slow_consumer(&c, 10),
+            AuditEvent::ratelimit_hit(peer, "ip:1", d).with("method", "health"),
+            AuditEvent::session_crashed("c1", "boom".into()),
+            AuditEvent::auth_ok(who, "token", &["operator.read".into()]).with("deviceId", "d"),
+            AuditEvent::auth_fail(who, "token_mismatch", "AUTH_TOKEN_MISMATCH")
+                .with("retryAfterMs", 5u64),
+            AuditEvent::auth_lockout(peer, "ip:1", 10, d),
+            AuditEvent::pair_requested("d", "r", "1.2.3.4", "node", "cli", "c1"),
+            AuditEvent::device_approved("d", "r", "node", "1.2.3.4", "c1"),
+            AuditEvent::device_approved_silently("d", peer),
+            AuditEvent::device_rejected("d", "r", "c1"),
+            AuditEvent::device_removed("d", "c1"),
+            AuditEvent::reload_refused("SIGHUP", "bad"),
+            AuditEvent::reload_applied("file", &["gateway.rateLimit"], &[], 1),
+            AuditEvent::tunnel_state("t", "starting", "up", 0).with("pid", 1u32),
+            AuditEvent::tunnel_kill("t", "probe").with("pid", 1u32),
+            AuditEvent::tunnel_actor_restarted("tunnel.t", d),
+            AuditEvent::audit_recovered(),
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for ev in &all {
+            let allowed = ev.allowed_fields();
+            assert!(!allowed.is_empty(), "{} is not in EVENTS", ev.event);
+            for k in ev.fields.keys() {
+                assert!(
+                    allowed.contains(&k.as_str()),
+                    "{}: field {k} not listed",
+                    ev.event
+                );
+            }
+            seen.insert(ev.event);
+        }
+        for (name, _) in EVENTS {
+            assert!(seen.contains(name), "no constructor tested for {name}");
+        }
+        let ok = &all[11];
+        assert_eq!(ok.fields["client"], "10.0.0.9");
+        assert_eq!(ok.fields["user"], "alice");
+    }
+}

@@ -1,0 +1,251 @@
+//! The audit log: JSON lines at `<stateDir>/logs/audit.jsonl` that lose nothing.
+//!
+//! Producers hold an [`AuditHandle`] and `send().await` into a **bounded** channel, so a slow
+//! disk pushes back instead of dropping (a ractor mailbox is unbounded, an output port is
+//! lossy: neither carries audit events). A dedicated OS thread drains the channel in batches,
+//! writes with `O_APPEND`, and fsyncs once per batch (group commit). The [`AuditLoggerActor`]
+//! owns that thread: it starts it, watches it, restarts it after a crash (the receiver is
+//! kept in a slot that survives the thread), and drains and syncs it on shutdown. Events are
+//! made only by the typed constructors in [`events`], which list every event and its fields.
+
+pub mod events;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
+
+/// Capacity of the audit channel (events waiting for the writer).
+pub const AUDIT_QUEUE: usize = 16_384;
+/// Most events written per batch (one fsync each).
+pub const AUDIT_BATCH: usize = 1_024;
+
+/// One audit record: an event name and its fields. `ts` and `seq` are added by the writer.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    /// e.g. `conn.open`, `auth.ok`, `auth.fail`.
+    pub event: &'static str,
+    /// Structured fields. Never a secret.
+    pub fields: Map<String, Value>,
+}
+
+/// What travels on the audit channel.
+#[derive(Debug)]
+pub enum AuditCmd {
+    /// Write this event.
+    Event(AuditEvent),
+    /// Reply once everything queued before is on disk.
+    Flush(oneshot::Sender<()>),
+}
+
+/// Counters visible in `status`.
+#[derive(Debug, Default)]
+pub struct AuditStats {
+    /// Events accepted into the queue.
+    pub queued: AtomicU64,
+    /// Events written and synced.
+    pub written: AtomicU64,
+    /// Write or sync failures (events are retried with the next batch).
+    pub write_errors: AtomicU64,
+}
+
+/// Cheap, clonable producer side.
+#[derive(Debug, Clone)]
+pub struct AuditHandle {
+    tx: mpsc::Sender<AuditCmd>,
+    /// Counters.
+    pub stats: Arc<AuditStats>,
+    /// The audit file.
+    pub path: Arc<PathBuf>,
+}
+
+/// The receiving side, kept in a slot that outlives any one writer thread.
+pub(crate) type RxSlot = Arc<Mutex<Option<mpsc::Receiver<AuditCmd>>>>;
+
+/// Creates the channel: the handle for producers and the slot for the writer.
+pub fn channel(path: PathBuf) -> (AuditHandle, AuditArgs) {
+    let (tx, rx) = mpsc::channel(AUDIT_QUEUE);
+    let stats = Arc::new(AuditStats::default());
+    let handle = AuditHandle {
+        tx,
+        stats: stats.clone(),
+        path: Arc::new(path.clone()),
+    };
+    let args = AuditArgs {
+        path,
+        rx: Arc::new(Mutex::new(Some(rx))),
+        stats,
+        tx: handle.tx.clone(),
+    };
+    (handle, args)
+}
+
+// === impl AuditEvent ===
+
+impl AuditEvent {
+    /// A new event with no fields (only the constructors in [`events`] call this).
+    fn new(event: &'static str) -> Self {
+        Self {
+            event,
+            fields: Map::new(),
+        }
+    }
+
+    /// Adds a field.
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.fields.insert(key.to_string(), value.into());
+        self
+    }
+}
+
+// === impl AuditHandle ===
+
+impl AuditHandle {
+    /// Queues an event, waiting while the queue is full (back-pressure, never a drop).
+    pub async fn record(&self, ev: AuditEvent) {
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(AuditCmd::Event(ev)).await.is_err() {
+            tracing::error!("audit channel closed: event lost");
+        }
+    }
+
+    /// For synchronous contexts (`Drop`): queues now if there is room, else hands the event
+    /// to a task that waits for room. Must run inside the tokio runtime.
+    pub fn record_detached(&self, ev: AuditEvent) {
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        match self.tx.try_send(AuditCmd::Event(ev)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(cmd)) => {
+                let tx = self.tx.clone();
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    rt.spawn(async move {
+                        let _ = tx.send(cmd).await;
+                    });
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("audit channel closed: event lost")
+            }
+        }
+    }
+
+    /// Waits until every event queued before this call is written and synced.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        let (ack, done) = oneshot::channel();
+        if self.tx.send(AuditCmd::Flush(ack)).await.is_err() {
+            return false;
+        }
+        matches!(tokio::time::timeout(timeout, done).await, Ok(Ok(())))
+    }
+
+    /// Events written so far.
+    pub fn written(&self) -> u64 {
+        self.stats.written.load(Ordering::Relaxed)
+    }
+}
+
+// === the actor ===
+
+/// Owns the writer thread.
+pub struct AuditLoggerActor;
+
+/// Start-up arguments (cloned into each restart).
+#[derive(Clone)]
+pub struct AuditArgs {
+    path: PathBuf,
+    rx: RxSlot,
+    stats: Arc<AuditStats>,
+    tx: mpsc::Sender<AuditCmd>,
+}
+
+/// Messages to the audit logger.
+pub enum AuditMsg {
+    /// Periodic check that the writer thread is alive; a dead writer fails the actor so the
+    /// supervisor restarts it (and the writer with it).
+    Check,
+}
+
+/// State: the writer thread.
+pub struct AuditState {
+    writer: Option<JoinHandle<()>>,
+    args: AuditArgs,
+}
+
+/// Reference to the audit logger.
+pub type AuditRef = ActorRef<AuditMsg>;
+
+/// Starts the audit logger linked to `supervisor`.
+pub async fn spawn(args: AuditArgs, supervisor: ActorCell) -> Result<AuditRef, ractor::SpawnErr> {
+    Ok(
+        Actor::spawn_linked(None, AuditLoggerActor, args, supervisor)
+            .await?
+            .0,
+    )
+}
+
+impl AuditMsg {
+    /// Message kind for tracing.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuditMsg::Check => "Check",
+        }
+    }
+}
+
+impl Actor for AuditLoggerActor {
+    type Msg = AuditMsg;
+    type State = AuditState;
+    type Arguments = AuditArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<AuditMsg>,
+        args: AuditArgs,
+    ) -> Result<AuditState, ActorProcessingErr> {
+        let (path, slot, stats) = (args.path.clone(), args.rx.clone(), args.stats.clone());
+        let writer = std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || writer::run(path, slot, stats))?;
+        myself.send_interval(Duration::from_secs(1), || AuditMsg::Check);
+        Ok(AuditState {
+            writer: Some(writer),
+            args,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _me: ActorRef<AuditMsg>,
+        msg: AuditMsg,
+        state: &mut AuditState,
+    ) -> Result<(), ActorProcessingErr> {
+        tracing::trace!(actor = "audit", msg = msg.kind(), "message");
+        match msg {
+            AuditMsg::Check => {
+                if state.writer.as_ref().is_none_or(|w| w.is_finished()) {
+                    return Err("audit writer thread exited".into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _me: ActorRef<AuditMsg>,
+        state: &mut AuditState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Drain and sync everything queued so far.
+        let (ack, done) = oneshot::channel();
+        if state.args.tx.send(AuditCmd::Flush(ack)).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), done).await;
+        }
+        Ok(())
+    }
+}

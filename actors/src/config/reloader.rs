@@ -1,0 +1,235 @@
+//! The Reloader actor: applies config changes without a restart, when asked (SIGHUP, which
+//! the binary's signal module turns into [`ReloaderMsg::Reload`]) or when the config file
+//! changes on disk (checked every [`POLL_EVERY`] unless `gateway.reload.mode` is `off`).
+//!
+//! What a change means is the pure [`plan`]: tokens and passwords (rotation: new connections
+//! need the new secret, open ones stay), the IP allowlists, trusted proxies, trusted-proxy
+//! auth, the request rate limit and the auth-failure lockout apply live — swapped whole in
+//! [`LiveConfig`] with the file as loaded, so `config.get` and `status` agree. Everything
+//! else (port, bind, auth mode, TLS, tunnels, timeouts, paths) needs a restart: it is
+//! reported and left alone. An invalid file changes nothing. Every reload, applied or not,
+//! is an audit event (`config.reload`).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde_json::{json, Value};
+
+use super::plan::plan;
+use super::{AuthMode, ConfigError, Settings};
+use crate::audit::{AuditEvent, AuditHandle};
+use crate::auth::rules::Secrets;
+use crate::guard::limiter_actor::RateLimiterMsg;
+use crate::shared::{Counters, Facts, Hub, Live, LiveConfig};
+use crate::wiring::{Peers, Slot};
+
+/// How often the config file is checked for changes.
+pub const POLL_EVERY: Duration = Duration::from_secs(1);
+
+/// The actor.
+pub struct ReloaderActor;
+
+/// Start-up arguments.
+#[derive(Clone)]
+pub struct ReloaderArgs {
+    /// The settings as started (inputs to re-resolve, the file's path, restart-only keys).
+    pub facts: Arc<Facts>,
+    /// Where the new settings go.
+    pub live: Arc<LiveConfig>,
+    /// `reloads` / `reloadsFailed`.
+    pub counters: Arc<Counters>,
+    /// Audit producer.
+    pub audit: AuditHandle,
+    /// Told about new rate limits.
+    pub limiter: Slot<RateLimiterMsg>,
+}
+
+/// Messages.
+pub enum ReloaderMsg {
+    /// Timer: reload if the file's bytes changed.
+    Poll,
+    /// Reload now (SIGHUP, or a request); the reply gets the outcome.
+    Reload {
+        /// What asked: `SIGHUP`, `request`.
+        trigger: &'static str,
+        /// The outcome, as audited.
+        reply_to: RpcReplyPort<Value>,
+    },
+}
+
+/// State.
+pub struct ReloaderState {
+    args: ReloaderArgs,
+    /// SHA-256 of the file bytes last loaded (or seen invalid).
+    seen: String,
+    /// The file's (mtime, length) when last hashed: the poll reads the file only when its
+    /// metadata moved.
+    stamp: Option<(SystemTime, u64)>,
+}
+
+/// Reference to the reloader.
+pub type ReloaderRef = ActorRef<ReloaderMsg>;
+
+/// Starts the reloader linked to `supervisor`.
+pub async fn spawn(
+    args: ReloaderArgs,
+    supervisor: ActorCell,
+) -> Result<ReloaderRef, ractor::SpawnErr> {
+    Ok(Actor::spawn_linked(None, ReloaderActor, args, supervisor)
+        .await?
+        .0)
+}
+
+// === impl ReloaderArgs ===
+
+impl ReloaderArgs {
+    /// The parts of `hub` the reloader uses.
+    pub fn from_hub(hub: &Hub, peers: &Peers) -> Self {
+        Self {
+            facts: hub.facts.clone(),
+            live: hub.live.clone(),
+            counters: hub.counters.clone(),
+            audit: hub.audit.clone(),
+            limiter: peers.limiter.clone(),
+        }
+    }
+
+    fn stamp(&self) -> Option<(SystemTime, u64)> {
+        let m = std::fs::metadata(&self.facts.settings.paths.config_path).ok()?;
+        Some((m.modified().ok()?, m.len()))
+    }
+
+    fn hash(&self) -> String {
+        super::load::file_hash(&self.facts.settings.paths.config_path)
+    }
+}
+
+impl ReloaderMsg {
+    /// Message kind for tracing.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ReloaderMsg::Poll => "Poll",
+            ReloaderMsg::Reload { .. } => "Reload",
+        }
+    }
+}
+
+impl Actor for ReloaderActor {
+    type Msg = ReloaderMsg;
+    type State = ReloaderState;
+    type Arguments = ReloaderArgs;
+
+    async fn pre_start(
+        &self,
+        me: ActorRef<ReloaderMsg>,
+        args: ReloaderArgs,
+    ) -> Result<ReloaderState, ActorProcessingErr> {
+        let mode = args.facts.settings.file.gateway.reload.as_ref();
+        if mode.and_then(|r| r.mode.as_deref()) != Some("off") {
+            me.send_interval(POLL_EVERY, || ReloaderMsg::Poll);
+        }
+        Ok(ReloaderState {
+            seen: args.live.get().file_hash.clone(),
+            stamp: args.stamp(),
+            args,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _me: ActorRef<ReloaderMsg>,
+        msg: ReloaderMsg,
+        st: &mut ReloaderState,
+    ) -> Result<(), ActorProcessingErr> {
+        tracing::trace!(actor = "reloader", msg = msg.kind(), "message");
+        match msg {
+            ReloaderMsg::Poll => {
+                let stamp = st.args.stamp();
+                if stamp == st.stamp {
+                    return Ok(());
+                }
+                st.stamp = stamp;
+                let h = st.args.hash();
+                if h != st.seen {
+                    st.seen = h;
+                    reload(&st.args, "file").await;
+                }
+            }
+            ReloaderMsg::Reload { trigger, reply_to } => {
+                st.stamp = st.args.stamp();
+                st.seen = st.args.hash();
+                let out = reload(&st.args, trigger).await;
+                let _ = reply_to.send(out);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reloads the config file and applies what can change live. Returns the outcome (also
+/// audited as `config.reload`).
+pub async fn reload(a: &ReloaderArgs, trigger: &'static str) -> Value {
+    match resolve(a).await {
+        Ok(new) => apply(a, trigger, new).await,
+        Err(e) => {
+            Counters::bump(&a.counters.reloads_failed);
+            let msg = e.to_string();
+            tracing::error!(trigger, error = %msg, "config reload refused; the running settings stay");
+            a.audit
+                .record(AuditEvent::reload_refused(trigger, &msg))
+                .await;
+            json!({"ok": false, "error": msg})
+        }
+    }
+}
+
+/// Resolves the settings again from the same inputs, off the actor (it reads files).
+async fn resolve(a: &ReloaderArgs) -> Result<Settings, ConfigError> {
+    let env = |k: &str| std::env::var(k).ok();
+    let inputs = a.facts.settings.inputs.clone();
+    tokio::task::spawn_blocking(move || super::resolve(&inputs, &env))
+        .await
+        .map_err(|e| ConfigError::Refused(format!("reload task failed: {e}")))?
+}
+
+/// Swaps in the new live settings: what applies live is planned against the settings last
+/// loaded, what needs a restart against the settings the process started with.
+async fn apply(a: &ReloaderArgs, trigger: &'static str, new: Settings) -> Value {
+    let cur = a.live.get();
+    let applied = plan(&cur.settings, &new).apply;
+    let restart = plan(&a.facts.settings, &new).restart;
+    let mut secrets = Secrets {
+        mode: cur.secrets.mode,
+        token: new.auth.token.clone(),
+        password: new.auth.password.clone(),
+    };
+    if secrets.mode == AuthMode::Token && secrets.token.is_none() {
+        secrets.token = cur.secrets.token.clone(); // keep the generated runtime token
+    }
+    let generation = cur.generation + u64::from(!applied.is_empty());
+    let rate_changed = new.policy.rate != cur.policy.rate;
+    let rate = new.policy.rate;
+    a.live.set(Live {
+        file_hash: super::load::file_hash(&new.paths.config_path),
+        secrets,
+        policy: new.policy.clone(),
+        lockout: new.lockout,
+        generation,
+        restart_pending: restart.clone(),
+        settings: Arc::new(new),
+    });
+    if rate_changed {
+        a.limiter.cast(RateLimiterMsg::Reconfigure(rate));
+    }
+    Counters::bump(&a.counters.reloads);
+    if restart.is_empty() {
+        tracing::info!(trigger, changed = ?applied, generation, "config reloaded");
+    } else {
+        tracing::warn!(trigger, changed = ?applied, restart_required = ?restart,
+            "config reloaded; some changes need a restart and were not applied (restart the gateway)");
+    }
+    let ev = AuditEvent::reload_applied(trigger, &applied, &restart, generation);
+    a.audit.record(ev).await;
+    json!({"ok": true, "applied": applied, "restartRequired": restart, "generation": generation})
+}

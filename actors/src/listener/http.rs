@@ -1,0 +1,346 @@
+//! HTTP on the gateway port: `/healthz`, `/readyz` (no auth, aggregate data only), a short
+//! note on `/`, 404 elsewhere, and the WebSocket upgrade on any path.
+//!
+//! Every request passes admission first ([`crate::guard`]): forwarding headers only from
+//! trusted proxies (else 403 `proxy_attribution_required`), then the IP allowlist (403). An
+//! upgrade also needs a pre-auth slot for its client (429) and, with the rate limit on, a
+//! `maxConnections` slot (429 with `Retry-After`). Refusals are audited.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::audit::AuditEvent;
+use crate::guard::forwarded::{ForwardError, Forwarding};
+use crate::guard::limiter_actor;
+use crate::guard::{Admission, Policy, Refusal};
+use crate::protocol::frame_guard::GuardedIo;
+use crate::protocol::MAX_PREAUTH_PAYLOAD_BYTES;
+use crate::session::io::{ws_config, Io};
+use crate::session::manager::{NewConnection, SessionManagerMsg};
+use crate::session::Admitted;
+use crate::shared::{now_ms, ConnFacts, Counters, Hub, VERSION};
+use crate::wiring::Slot;
+
+type Resp = Response<Full<Bytes>>;
+
+/// What request handling needs: the shared parts and the SessionManager upgrades go to.
+#[derive(Debug)]
+pub struct HttpCtx {
+    /// Shared state (admission rules, limiter, counters, registry, audit).
+    pub hub: Hub,
+    /// Where upgraded connections go.
+    pub sessions: Slot<SessionManagerMsg>,
+}
+
+/// Routes one HTTP request.
+pub async fn handle(
+    mut req: Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+    ctx: Arc<HttpCtx>,
+) -> Result<Resp, Infallible> {
+    let hub = &ctx.hub;
+    let live = hub.live.get();
+    let fwd = forwarding(req.headers());
+    let h = req.headers();
+    let header = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let admission = match live.policy.admit(peer.ip(), &fwd, &header) {
+        Ok(a) => a,
+        Err(r) => return Ok(refuse(hub, peer, r, req.uri().path()).await),
+    };
+    if is_upgrade(&req) {
+        return Ok(upgrade(&mut req, peer, &ctx, &live.policy, admission).await);
+    }
+    // Plain HTTP requests count against the same bucket as WebSocket requests.
+    if let Some(key) = live.policy.limit_key(&admission) {
+        let path: String = req.uri().path().chars().take(128).collect();
+        let limited = limiter_actor::check(&hub.limiter, &hub.audit, &key, peer, |ev| {
+            ev.with("path", path)
+        });
+        if let Err(retry) = limited {
+            let mut r = text_resp(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("rate limited: {key} (gateway.rateLimit)\n"),
+            );
+            let secs = retry.as_secs_f64().ceil().max(1.0) as u64;
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            return Ok(r);
+        }
+    }
+    Counters::bump(&hub.counters.http_requests);
+    Ok(route(hub, req.method(), req.uri().path()))
+}
+
+/// The forwarding headers of a request, as admission reads them.
+fn forwarding(h: &hyper::HeaderMap) -> Forwarding {
+    let all = |n: &str| -> Vec<String> {
+        h.get_all(n)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect()
+    };
+    Forwarding {
+        xff: all("x-forwarded-for"),
+        forwarded: all("forwarded"),
+        real_ip: all("x-real-ip").into_iter().next(),
+        other: h
+            .keys()
+            .any(|k| k.as_str().starts_with("x-forwarded-") && k != "x-forwarded-for"),
+    }
+}
+
+/// The plain HTTP endpoints.
+fn route(hub: &Hub, method: &Method, path: &str) -> Resp {
+    let stopping = hub.registry.stopping();
+    match (method, path) {
+        (&Method::GET | &Method::HEAD, "/healthz") => {
+            json_resp(StatusCode::OK, json!({"ok": true, "status": "live"}))
+        }
+        (&Method::GET | &Method::HEAD, "/readyz") if stopping => json_resp(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"ready": false, "status": "shutting down"}),
+        ),
+        (&Method::GET | &Method::HEAD, "/readyz") => json_resp(
+            StatusCode::OK,
+            json!({"ready": true, "status": "ready", "connections": hub.registry.connection_count()}),
+        ),
+        (&Method::GET | &Method::HEAD, "/") => text_resp(StatusCode::OK, note(hub)),
+        _ => text_resp(StatusCode::NOT_FOUND, "not found\n".into()),
+    }
+}
+
+fn note(hub: &Hub) -> String {
+    let port = hub.registry.port();
+    format!(
+        "This is the OpenClaw Gateway {VERSION} (openclaw-gateway, Rust).\n\
+         It speaks the OpenClaw Gateway WebSocket protocol on this port: connect with\n\
+         \n    openclaw status --gateway ws://127.0.0.1:{port}\n\
+         \nHealth without auth: GET /healthz, GET /readyz. Remote access: use an SSH tunnel,\n\
+         e.g. ssh -N -L {port}:127.0.0.1:{port} user@this-host\n"
+    )
+}
+
+fn json_resp(status: StatusCode, v: serde_json::Value) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn text_resp(status: StatusCode, body: String) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn is_upgrade<B>(req: &Request<B>) -> bool {
+    let has = |name: header::HeaderName, want: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(want)))
+    };
+    req.method() == Method::GET
+        && has(header::UPGRADE, "websocket")
+        && has(header::CONNECTION, "upgrade")
+}
+
+/// Answers a refused request and audits it.
+async fn refuse(hub: &Hub, peer: SocketAddr, r: Refusal, path: &str) -> Resp {
+    let c = &hub.counters;
+    let (status, reason, text, client) = match &r {
+        Refusal::NotAllowed(client) => {
+            Counters::bump(&c.allowlist_denied);
+            (
+                StatusCode::FORBIDDEN,
+                "allowlist",
+                format!("forbidden: {client} is not in gateway.allowedIPs\n"),
+                Some(*client),
+            )
+        }
+        Refusal::Forwarding(e) => {
+            Counters::bump(&c.forwarding_refused);
+            let (status, reason) = match e {
+                ForwardError::Malformed(_) => (StatusCode::BAD_REQUEST, "bad_forwarded_header"),
+                _ => (StatusCode::FORBIDDEN, "proxy_attribution_required"),
+            };
+            (status, reason, format!("{}\n", e.describe()), None)
+        }
+    };
+    tracing::info!(%peer, reason, status = status.as_u16(), "request refused before upgrade");
+    let ev = AuditEvent::conn_denied(peer, reason, status.as_u16())
+        .with("path", path.chars().take(128).collect::<String>())
+        .with_opt("client", client.map(|c| c.to_string()));
+    hub.audit.record(ev).await;
+    text_resp(status, text)
+}
+
+/// 429 with `Retry-After`, audited.
+async fn too_many(
+    hub: &Hub,
+    peer: SocketAddr,
+    reason: &'static str,
+    key: String,
+    retry_after_s: u64,
+    text: String,
+) -> Resp {
+    tracing::info!(%peer, reason, %key, "upgrade refused: too many connections");
+    let ev = AuditEvent::conn_denied(peer, reason, 429).with("key", key);
+    hub.audit.record(ev).await;
+    let mut r = text_resp(StatusCode::TOO_MANY_REQUESTS, text);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+    r
+}
+
+/// The WebSocket upgrade: a valid key, not stopping, the admission permits, then the
+/// connection facts and socket go to the SessionManager once hyper hands the socket over.
+async fn upgrade(
+    req: &mut Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+    ctx: &Arc<HttpCtx>,
+    policy: &Policy,
+    admission: Admission,
+) -> Resp {
+    let hub = &ctx.hub;
+    let Some(key) = ws_key(req.headers()) else {
+        return text_resp(
+            StatusCode::BAD_REQUEST,
+            "bad websocket upgrade: need Sec-WebSocket-Key and version 13\n".into(),
+        );
+    };
+    if hub.registry.stopping() {
+        return text_resp(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "gateway shutting down\n".into(),
+        );
+    }
+    let facts = Arc::new(conn_facts(req.headers(), peer, &admission));
+    let admitted = match permits(hub, peer, policy, &admission).await {
+        Ok(a) => a,
+        Err(refused) => return refused,
+    };
+    let on_upgrade = hyper::upgrade::on(req);
+    let sessions = ctx.sessions.clone();
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => return tracing::debug!(%peer, error = %e, "upgrade failed"),
+        };
+        let io: Box<dyn Io> = Box::new(TokioIo::new(upgraded));
+        let frame_limit = Arc::new(AtomicUsize::new(MAX_PREAUTH_PAYLOAD_BYTES));
+        let guarded = GuardedIo::new(io, frame_limit.clone());
+        let ws = WebSocketStream::from_raw_socket(guarded, Role::Server, Some(ws_config())).await;
+        let conn = NewConnection {
+            facts,
+            ws,
+            frame_limit,
+            admitted,
+        };
+        if !sessions.cast(SessionManagerMsg::Open(Box::new(conn))) {
+            tracing::warn!(%peer, "session manager unavailable; dropping connection");
+        }
+    });
+    switching_protocols(&key)
+}
+
+/// The client's `Sec-WebSocket-Key`, when the request is a version-13 upgrade.
+fn ws_key(h: &hyper::HeaderMap) -> Option<HeaderValue> {
+    let v13 = h
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v == "13");
+    h.get(header::SEC_WEBSOCKET_KEY).filter(|_| v13).cloned()
+}
+
+/// What the upgrade learned about the connection (one `Arc` from here to the session and
+/// the Auth actor).
+fn conn_facts(h: &hyper::HeaderMap, peer: SocketAddr, admission: &Admission) -> ConnFacts {
+    let header_str = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+    ConnFacts {
+        conn_id: uuid::Uuid::new_v4().to_string(),
+        peer,
+        client: admission.attribution.client(),
+        forwarded: admission.attribution.proxied(),
+        origin: header_str("origin"),
+        proxy_user: admission.proxy_user.clone(),
+        user_agent: header_str("user-agent"),
+        connected_at_ms: now_ms(),
+    }
+}
+
+/// A pre-auth slot for the client and, with the rate limit on, a `maxConnections` slot;
+/// a 429 when either is full.
+async fn permits(
+    hub: &Hub,
+    peer: SocketAddr,
+    policy: &Policy,
+    admission: &Admission,
+) -> Result<Admitted, Resp> {
+    let client = admission.attribution.client();
+    let Some(preauth) = hub.preauth.try_acquire(client, policy.max_preauth_per_ip) else {
+        Counters::bump(&hub.counters.preauth_refused);
+        let max = policy.max_preauth_per_ip;
+        let text = format!(
+            "too many unauthenticated connections from {client} (limit {max}, \
+             OPENCLAW_MAX_PREAUTH_CONNECTIONS_PER_IP)\n"
+        );
+        return Err(too_many(hub, peer, "preauth_cap", client.to_string(), 1, text).await);
+    };
+    let limit_key = policy.limit_key(admission);
+    let conn = match (&limit_key, &policy.rate) {
+        (Some(k), Some(rate)) => match hub.limiter.open(k, std::time::Instant::now()) {
+            Some(p) => Some(p),
+            None => {
+                let retry =
+                    (rate.window.as_secs() / u64::from(rate.max_requests.max(1))).clamp(1, 60);
+                let text = format!(
+                    "too many connections from {k} (gateway.rateLimit.maxConnections = {})\n",
+                    rate.max_connections
+                );
+                return Err(
+                    too_many(hub, peer, "max_connections", k.to_string(), retry, text).await,
+                );
+            }
+        },
+        _ => None,
+    };
+    Ok(Admitted {
+        limit_key,
+        preauth: Some(preauth),
+        conn,
+    })
+}
+
+/// The 101 answer.
+fn switching_protocols(key: &HeaderValue) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let hs = r.headers_mut();
+    hs.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    hs.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        hs.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    r
+}

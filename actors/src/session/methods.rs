@@ -1,0 +1,429 @@
+//! Request methods after the handshake (PROTOCOL §4), in one table: [`METHODS`] gives each
+//! method its name, the scope it needs and how it runs. Dispatch, the scope check and
+//! `hello-ok`'s `features.methods` all read the table. Reads come from the shared parts
+//! without actor round trips; disk reads run on the blocking pool and actor calls are
+//! awaited off the session (both bounded per session, see [`super::MAX_IN_FLIGHT`]).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::logtail::{tail, TailParams};
+use crate::auth::{AuthMsg, Caller, PairingOp};
+use crate::protocol::errors::ErrorShape;
+use crate::protocol::scopes::{satisfies, ADMIN, PAIRING, READ};
+use crate::shared::{now_ms, ConnStats, Counters, Hub, Identity, VERSION};
+use crate::tunnel::supervisor::TunnelSupMsg;
+use crate::wiring::Peers;
+
+/// A disk read, run on the blocking pool.
+pub type Job = Box<dyn FnOnce() -> Result<Value, ErrorShape> + Send>;
+/// An actor call, awaited off the session.
+pub type Fut = Pin<Box<dyn Future<Output = Result<Value, ErrorShape>> + Send>>;
+
+/// What a method handler sees.
+pub struct Call<'a> {
+    /// The method's wire name.
+    pub method: &'a str,
+    /// Shared state.
+    pub hub: &'a Hub,
+    /// Typed references to the long-lived actors.
+    pub peers: &'a Peers,
+    /// The caller's identity and scopes.
+    pub who: &'a Identity,
+    /// The caller's connection.
+    pub conn: &'a ConnStats,
+    /// Request params.
+    pub params: Option<&'a Value>,
+}
+
+/// How a method runs.
+#[derive(Clone, Copy)]
+pub enum Run {
+    /// Answered at once from shared state.
+    Now(fn(&Call<'_>) -> Result<Value, ErrorShape>),
+    /// Validates its params now, then reads the disk off the actor.
+    Blocking(fn(&Call<'_>) -> Result<Job, ErrorShape>),
+    /// Validates its params now, then asks another actor off the session.
+    Async(fn(&Call<'_>) -> Result<Fut, ErrorShape>),
+}
+
+/// One method.
+#[derive(Clone, Copy)]
+pub struct Method {
+    /// Wire name.
+    pub name: &'static str,
+    /// The scope it needs.
+    pub scope: &'static str,
+    /// How it runs.
+    pub run: Run,
+}
+
+/// How a request is answered.
+pub enum Dispatch {
+    /// Answered now.
+    Done(Result<Value, ErrorShape>),
+    /// Needs disk I/O: run this off the actor.
+    Blocking(Job),
+    /// Needs another actor: await this off the actor.
+    Async(Fut),
+}
+
+/// Every method this gateway answers.
+pub const METHODS: &[Method] = &[
+    m("health", READ, Run::Now(|c| Ok(health(c.hub)))),
+    m("status", READ, Run::Now(|c| Ok(status(c.hub)))),
+    m("system-presence", READ, Run::Now(presence)),
+    m("last-heartbeat", READ, Run::Now(|_| Ok(Value::Null))),
+    m("logs.tail", READ, Run::Blocking(logs_tail)),
+    m("config.get", READ, Run::Now(|c| Ok(config_get(c.hub)))),
+    m("audit.tail", READ, Run::Blocking(audit_tail)),
+    m("gateway.connections.list", ADMIN, Run::Now(connections)),
+    m("gateway.tunnels.status", READ, Run::Now(tunnels_status)),
+    m("gateway.tunnels.restart", ADMIN, Run::Async(tunnel_restart)),
+    m("device.pair.list", PAIRING, Run::Async(device_pair)),
+    m("device.pair.approve", PAIRING, Run::Async(device_pair)),
+    m("device.pair.reject", PAIRING, Run::Async(device_pair)),
+    m("device.pair.remove", PAIRING, Run::Async(device_pair)),
+];
+
+/// Test-only methods (feature `fault-injection`): make a session or a tunnel actor panic.
+#[cfg(feature = "fault-injection")]
+pub const DEBUG_METHODS: &[Method] = &[
+    m(
+        "debug.panic",
+        READ,
+        Run::Now(|_| panic!("fault injection: debug.panic requested by the client")),
+    ),
+    m("debug.tunnel.panic", READ, Run::Async(tunnel_panic)),
+];
+
+const fn m(name: &'static str, scope: &'static str, run: Run) -> Method {
+    Method { name, scope, run }
+}
+
+/// The whole table (with the test-only methods when built with `fault-injection`).
+pub fn table() -> impl Iterator<Item = &'static Method> {
+    #[cfg(feature = "fault-injection")]
+    let debug = DEBUG_METHODS.iter();
+    #[cfg(not(feature = "fault-injection"))]
+    let debug = [].iter();
+    METHODS.iter().chain(debug)
+}
+
+/// The method named `name`.
+pub fn find(name: &str) -> Option<&'static Method> {
+    table().find(|m| m.name == name)
+}
+
+/// Method names, for `hello-ok.features.methods`.
+pub fn names() -> Vec<&'static str> {
+    table().map(|m| m.name).collect()
+}
+
+/// Looks the method up, checks the caller's scope, and runs it (or returns the job).
+pub fn dispatch(call: &Call<'_>) -> Dispatch {
+    let Some(m) = find(call.method) else {
+        return Dispatch::Done(Err(ErrorShape::unknown_method(call.method)));
+    };
+    if !satisfies(&call.who.scopes, m.scope) {
+        return Dispatch::Done(Err(ErrorShape::missing_scope(m.scope)));
+    }
+    match m.run {
+        Run::Now(f) => Dispatch::Done(f(call)),
+        Run::Blocking(f) => f(call).map_or_else(|e| Dispatch::Done(Err(e)), Dispatch::Blocking),
+        Run::Async(f) => f(call).map_or_else(|e| Dispatch::Done(Err(e)), Dispatch::Async),
+    }
+}
+
+fn presence(c: &Call<'_>) -> Result<Value, ErrorShape> {
+    Ok(Value::Array(crate::presence::entries(
+        &c.hub.facts,
+        &c.hub.registry,
+    )))
+}
+
+fn connections(c: &Call<'_>) -> Result<Value, ErrorShape> {
+    let rows: Vec<Value> = c
+        .hub
+        .registry
+        .connections()
+        .iter()
+        .map(|c| c.to_json())
+        .collect();
+    Ok(json!({"count": rows.len(), "connections": rows}))
+}
+
+fn tunnels_status(c: &Call<'_>) -> Result<Value, ErrorShape> {
+    Ok(json!({"tunnels": c.hub.tunnels.rows()}))
+}
+
+fn logs_tail(c: &Call<'_>) -> Result<Job, ErrorShape> {
+    tail_job("logs.tail", c.hub.settings().log_file.clone(), c.params)
+}
+
+fn audit_tail(c: &Call<'_>) -> Result<Job, ErrorShape> {
+    tail_job("audit.tail", c.hub.audit.path.to_path_buf(), c.params)
+}
+
+fn tail_job(
+    method: &'static str,
+    path: std::path::PathBuf,
+    params: Option<&Value>,
+) -> Result<Job, ErrorShape> {
+    let p = TailParams::parse(params).map_err(|e| ErrorShape::invalid_params(method, &e))?;
+    Ok(Box::new(move || {
+        tail(&path, p).map_err(|e| ErrorShape::unavailable(format!("log read failed: {e}")))
+    }))
+}
+
+fn tunnel_name(method: &str, params: Option<&Value>) -> Result<String, ErrorShape> {
+    params
+        .and_then(|p| p.get("name"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| ErrorShape::invalid_params(method, "name (string) is required"))
+}
+
+fn tunnel_restart(c: &Call<'_>) -> Result<Fut, ErrorShape> {
+    let name = tunnel_name("gateway.tunnels.restart", c.params)?;
+    let sup = c.peers.tunnels.clone();
+    Ok(Box::pin(async move {
+        let n = name.clone();
+        let found = sup
+            .call(
+                |reply_to| TunnelSupMsg::Restart { name: n, reply_to },
+                Duration::from_secs(5),
+            )
+            .await;
+        match found {
+            Ok(true) => Ok(json!({"restarting": name})),
+            Ok(false) => Err(ErrorShape::invalid_params(
+                "gateway.tunnels.restart",
+                &format!("no tunnel named {name:?} (see gateway.tunnels.status)"),
+            )),
+            Err(e) => Err(ErrorShape::unavailable(format!(
+                "tunnel supervisor {e}; retry shortly"
+            ))),
+        }
+    }))
+}
+
+#[cfg(feature = "fault-injection")]
+fn tunnel_panic(c: &Call<'_>) -> Result<Fut, ErrorShape> {
+    let name = tunnel_name("debug.tunnel.panic", c.params)?;
+    let sup = c.peers.tunnels.clone();
+    Ok(Box::pin(async move {
+        let n = name.clone();
+        let found = sup
+            .call(
+                |reply_to| TunnelSupMsg::Panic { name: n, reply_to },
+                Duration::from_secs(5),
+            )
+            .await;
+        match found {
+            Ok(true) => Ok(json!({"panicked": name})),
+            _ => Err(ErrorShape::unavailable("no such tunnel")),
+        }
+    }))
+}
+
+/// The pairing operation a `device.pair.*` request asks for.
+fn pairing_op(method: &str, params: Option<&Value>) -> Result<PairingOp, ErrorShape> {
+    let field = |name: &str| {
+        params
+            .and_then(|p| p.get(name))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                ErrorShape::invalid_params(
+                    method,
+                    &format!("must have required property '{name}' (non-empty string)"),
+                )
+            })
+    };
+    match method {
+        "device.pair.approve" => {
+            field("requestId").map(|request_id| PairingOp::Approve { request_id })
+        }
+        "device.pair.reject" => {
+            field("requestId").map(|request_id| PairingOp::Reject { request_id })
+        }
+        "device.pair.remove" => field("deviceId").map(|device_id| PairingOp::Remove { device_id }),
+        _ => Ok(PairingOp::List),
+    }
+}
+
+/// `device.pair.*`: parse params here, let the Auth actor (which owns the pending table and
+/// the paired store) answer.
+fn device_pair(c: &Call<'_>) -> Result<Fut, ErrorShape> {
+    let op = pairing_op(c.method, c.params)?;
+    let caller = Caller {
+        conn_id: c.conn.conn_id().to_string(),
+        scopes: c.who.scopes.clone(),
+    };
+    let auth = c.peers.auth.clone();
+    Ok(Box::pin(async move {
+        auth.call(
+            |reply_to| AuthMsg::Pairing {
+                op,
+                caller,
+                reply_to,
+            },
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(ErrorShape::unavailable(
+                "auth actor did not answer; retry shortly",
+            ))
+        })
+    }))
+}
+
+/// The `health` snapshot embedded in `hello-ok` and returned by `health`.
+pub fn health_snapshot(hub: &Hub) -> Value {
+    health(hub)
+}
+
+fn health(hub: &Hub) -> Value {
+    let r = &hub.registry;
+    json!({
+        "ok": true,
+        "ts": now_ms(),
+        "durationMs": 0,
+        "channels": {},
+        "channelOrder": [],
+        "channelLabels": {},
+        "heartbeatSeconds": 0,
+        "defaultAgentId": "main",
+        "agents": [],
+        "sessions": {"path": "", "count": 0, "recent": []},
+        "gateway": {
+            "version": VERSION,
+            "uptimeMs": hub.facts.uptime_ms(),
+            "connections": r.connection_count(),
+            "listeners": r.listener_urls(),
+        },
+    })
+}
+
+fn status(hub: &Hub) -> Value {
+    let c = &hub.counters;
+    let n = |a: &std::sync::atomic::AtomicU64| Counters::get(a);
+    let a = &hub.audit.stats;
+    let (f, r, s) = (&hub.facts, &hub.registry, hub.settings());
+    json!({
+        "runtimeVersion": VERSION,
+        "version": VERSION,
+        "pid": std::process::id(),
+        "uptimeMs": f.uptime_ms(),
+        "startedAt": f.started_ms,
+        "port": r.port(),
+        "listeners": r.listener_urls(),
+        "authMode": f.auth_mode_name(),
+        "connections": {"active": r.connection_count(), "total": n(&c.connections_total)},
+        "auth": {
+            "ok": n(&c.auth_ok),
+            "failed": n(&c.auth_failed),
+            "handshakeTimeouts": n(&c.handshake_timeouts),
+        },
+        "sessionsCrashed": n(&c.sessions_crashed),
+        "requests": n(&c.requests),
+        "requestsOverInFlight": n(&c.requests_over_in_flight),
+        "slowConsumers": n(&c.slow_consumers),
+        "audit": {
+            "file": hub.audit.path.display().to_string(),
+            "queued": n(&a.queued),
+            "written": n(&a.written),
+            "writeErrors": n(&a.write_errors),
+        },
+        "stateDir": s.paths.state_dir.display().to_string(),
+        "configPath": s.paths.config_path.display().to_string(),
+        "heartbeat": {"defaultAgentId": "main", "agents": []},
+        "channelSummary": [],
+        "sessions": {"paths": [], "count": 0, "defaults": {}, "recent": [], "byAgent": []},
+        "tunnels": hub.tunnels.rows(),
+        "security": security(hub),
+    })
+}
+
+/// The admission rules in force and their counters (no secrets).
+fn security(hub: &Hub) -> Value {
+    let live = hub.live.get();
+    let p = &live.policy;
+    let c = &hub.counters;
+    let n = |a: &std::sync::atomic::AtomicU64| Counters::get(a);
+    let s = hub.settings();
+    let l = &hub.limiter;
+    let (mem, mem_max) = l.memory();
+    json!({
+        "bind": s.bind.mode,
+        "exposed": s.bind.exposed,
+        "allowlist": p.allowed.as_ref().map(|a| a.to_strings()),
+        "allowLoopback": p.allow_loopback,
+        "trustedProxies": p.trusted_proxies.to_strings(),
+        "rateLimit": p.rate.map(|r| json!({
+            "maxRequests": r.max_requests,
+            "windowMs": r.window.as_millis() as u64,
+            "maxConnections": r.max_connections,
+            "exemptLoopback": r.exempt_loopback,
+        })),
+        "limiter": {
+            "keys": l.len(),
+            "peakKeys": l.peak(),
+            "maxKeys": l.max_keys(),
+            "bytes": mem,
+            "maxBytes": mem_max,
+            "denied": n(&l.denied),
+            "connectionsDenied": n(&l.conns_denied),
+        },
+        "maxPreauthPerIp": p.max_preauth_per_ip,
+        "preauthRefused": n(&c.preauth_refused),
+        "allowlistDenied": n(&c.allowlist_denied),
+        "forwardingRefused": n(&c.forwarding_refused),
+        "lockout": live.lockout.map(|l| json!({
+            "maxAttempts": l.max_attempts,
+            "windowMs": l.window.as_millis() as u64,
+            "lockoutMs": l.lockout.as_millis() as u64,
+            "exemptLoopback": l.exempt_loopback,
+        })),
+        "reload": {
+            "generation": live.generation,
+            "reloads": n(&c.reloads),
+            "failed": n(&c.reloads_failed),
+            "restartRequired": live.restart_pending,
+        },
+    })
+}
+
+/// The config file as last loaded (it agrees with `status` after a reload), and the
+/// effective values in force.
+fn config_get(hub: &Hub) -> Value {
+    let live = hub.live.get();
+    let (file, boot) = (&live.settings, hub.settings());
+    json!({
+        "path": file.paths.config_path.display().to_string(),
+        "exists": file.config_file_exists,
+        "config": serde_json::to_value(&file.file).unwrap_or(Value::Null),
+        "hash": live.file_hash,
+        "generation": live.generation,
+        "restartRequired": live.restart_pending,
+        "effective": {
+            "port": hub.registry.port(),
+            "bind": boot.bind.mode,
+            "authMode": hub.facts.auth_mode_name(),
+            "handshakeTimeoutMs": boot.handshake_timeout.as_millis() as u64,
+            "tickIntervalMs": boot.tick_interval.as_millis() as u64,
+            "shutdownGraceMs": boot.shutdown_grace.as_millis() as u64,
+            "logFile": boot.log_file.display().to_string(),
+            "auditFile": boot.audit_file.display().to_string(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests;

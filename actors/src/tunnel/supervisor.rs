@@ -1,0 +1,226 @@
+//! The TunnelSupervisor actor: one permanent Tunnel child per configured tunnel, under the
+//! shared supervision helper with its own restart budget (10 in 60 s), so one bad tunnel
+//! cannot exhaust the root's. Forwards operator restarts to the tunnel's current
+//! incarnation (a typed slot per tunnel, refilled on each restart), and mirrors the status
+//! table to `<stateDir>/tunnels/status.json` for `openclaw tunnel status` when no gateway
+//! answers.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+
+use super::{TunnelArgs, TunnelEnv, TunnelMsg};
+use crate::audit::AuditEvent;
+use crate::config::tunnels::TunnelSpec;
+use crate::supervisor::{Backoff, ChildSpec, Decision, Intensity, Restart, Supervisor};
+use crate::wiring::Slot;
+
+/// Restart budget for tunnel actors.
+pub const INTENSITY: Intensity = Intensity {
+    max_restarts: 10,
+    period: Duration::from_secs(60),
+};
+/// Backoff between restarts of a crashed tunnel actor (not of ssh: that is the tunnel's own).
+pub const BACKOFF: Backoff = Backoff {
+    initial: Duration::from_millis(100),
+    max: Duration::from_secs(10),
+    multiplier: 2.0,
+    jitter: 0.3,
+};
+
+/// The supervisor.
+pub struct TunnelSupervisorActor;
+
+/// Start-up arguments.
+#[derive(Clone)]
+pub struct TunnelSupArgs {
+    /// The tunnels to run.
+    pub tunnels: Vec<TunnelSpec>,
+    /// Status table, audit, state directory.
+    pub env: TunnelEnv,
+}
+
+/// Messages.
+pub enum TunnelSupMsg {
+    /// Timer after a crash: start the tunnel actor again.
+    RestartChild(String),
+    /// Operator: restart tunnel `name` now; replies whether it exists.
+    Restart {
+        /// Tunnel name.
+        name: String,
+        /// Answer.
+        reply_to: RpcReplyPort<bool>,
+    },
+    /// Timer: mirror the status table to disk when it changed.
+    Persist,
+    /// Test-only: make tunnel `name`'s actor panic; replies whether it exists.
+    #[cfg(feature = "fault-injection")]
+    Panic {
+        /// Tunnel name.
+        name: String,
+        /// Answer.
+        reply_to: RpcReplyPort<bool>,
+    },
+}
+
+/// State.
+pub struct TunnelSupState {
+    env: TunnelEnv,
+    configured: bool,
+    sup: Supervisor,
+    /// The current incarnation of each tunnel actor, by tunnel name.
+    slots: BTreeMap<String, Slot<TunnelMsg>>,
+    last_written: String,
+}
+
+/// Reference.
+pub type TunnelSupRef = ActorRef<TunnelSupMsg>;
+
+/// Starts the tunnel supervisor linked to `supervisor`.
+pub async fn spawn(
+    args: TunnelSupArgs,
+    supervisor: ActorCell,
+) -> Result<TunnelSupRef, ractor::SpawnErr> {
+    Ok(
+        Actor::spawn_linked(None, TunnelSupervisorActor, args, supervisor)
+            .await?
+            .0,
+    )
+}
+
+impl TunnelSupMsg {
+    /// Message kind for tracing.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TunnelSupMsg::RestartChild(_) => "RestartChild",
+            TunnelSupMsg::Restart { .. } => "Restart",
+            TunnelSupMsg::Persist => "Persist",
+            #[cfg(feature = "fault-injection")]
+            TunnelSupMsg::Panic { .. } => "Panic",
+        }
+    }
+}
+
+impl Actor for TunnelSupervisorActor {
+    type Msg = TunnelSupMsg;
+    type State = TunnelSupState;
+    type Arguments = TunnelSupArgs;
+
+    async fn pre_start(
+        &self,
+        me: ActorRef<TunnelSupMsg>,
+        args: TunnelSupArgs,
+    ) -> Result<TunnelSupState, ActorProcessingErr> {
+        let mut slots = BTreeMap::new();
+        let specs = args
+            .tunnels
+            .iter()
+            .map(|t| {
+                let slot = Slot::default();
+                slots.insert(t.name.clone(), slot.clone());
+                let targs = TunnelArgs {
+                    spec: t.clone(),
+                    env: args.env.clone(),
+                };
+                ChildSpec::new(
+                    super::actor_name(&t.name),
+                    Restart::Permanent,
+                    Duration::from_secs(5),
+                    targs,
+                    Some(slot),
+                    super::spawn,
+                )
+            })
+            .collect();
+        let mut sup = Supervisor::new("tunnels", specs, INTENSITY, BACKOFF);
+        sup.start_all(&me.get_cell()).await?;
+        me.send_interval(Duration::from_secs(1), || TunnelSupMsg::Persist);
+        Ok(TunnelSupState {
+            env: args.env,
+            configured: !args.tunnels.is_empty(),
+            sup,
+            slots,
+            last_written: String::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<TunnelSupMsg>,
+        msg: TunnelSupMsg,
+        st: &mut TunnelSupState,
+    ) -> Result<(), ActorProcessingErr> {
+        tracing::trace!(actor = "tunnels", msg = msg.kind(), "message");
+        match msg {
+            TunnelSupMsg::RestartChild(name) => {
+                if let Err(e) = st.sup.start(&name, &me.get_cell()).await {
+                    tracing::error!(tunnel = %name, error = %e, "tunnel actor restart failed; retrying");
+                    me.send_after(BACKOFF.max, move || TunnelSupMsg::RestartChild(name));
+                }
+            }
+            TunnelSupMsg::Restart { name, reply_to } => {
+                let found = st
+                    .slots
+                    .get(&name)
+                    .is_some_and(|s| s.cast(TunnelMsg::Restart));
+                let _ = reply_to.send(found);
+            }
+            TunnelSupMsg::Persist => persist(st),
+            #[cfg(feature = "fault-injection")]
+            TunnelSupMsg::Panic { name, reply_to } => {
+                let found = st
+                    .slots
+                    .get(&name)
+                    .is_some_and(|s| s.cast(TunnelMsg::Panic));
+                let _ = reply_to.send(found);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        me: ActorRef<TunnelSupMsg>,
+        evt: SupervisionEvent,
+        st: &mut TunnelSupState,
+    ) -> Result<(), ActorProcessingErr> {
+        match st.sup.on_event(&evt, Instant::now()) {
+            Decision::Restart { name, delay, .. } => {
+                st.env
+                    .audit
+                    .record(AuditEvent::tunnel_actor_restarted(&name, delay))
+                    .await;
+                me.send_after(delay, move || TunnelSupMsg::RestartChild(name));
+            }
+            Decision::Escalate(why) => return Err(why.into()),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _me: ActorRef<TunnelSupMsg>,
+        st: &mut TunnelSupState,
+    ) -> Result<(), ActorProcessingErr> {
+        st.sup.shutdown().await;
+        persist(st);
+        Ok(())
+    }
+}
+
+fn persist(st: &mut TunnelSupState) {
+    if !st.configured {
+        return;
+    }
+    let rows = st.env.table.rows();
+    let doc = serde_json::json!({"pid": std::process::id(), "writtenAt": crate::shared::now_ms(), "tunnels": rows});
+    let text = doc.to_string();
+    if text == st.last_written {
+        return;
+    }
+    st.last_written = text.clone();
+    let path = st.env.dir.join("status.json");
+    tokio::task::spawn_blocking(move || crate::state::write_private_atomic(&path, text.as_bytes()));
+}
