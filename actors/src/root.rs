@@ -9,7 +9,7 @@
 //! start order, audit last so it drains and syncs.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
@@ -239,7 +239,10 @@ impl Actor for RootActor {
         if st.stopping {
             return Ok(());
         }
-        match st.sup.on_event(&evt, Instant::now()) {
+        match st
+            .sup
+            .on_event(&evt, tokio::time::Instant::now().into_std())
+        {
             Decision::Restart { name, delay, .. } => {
                 st.hub
                     .audit

@@ -489,4 +489,5 @@ pub fn connect_params(token: &str, id: &str, mode: &str, scopes: &[&str]) -> Val
         "role": "operator", "scopes": scopes, "auth": {"token": token},
     })
 }
+pub mod inproc;
 pub mod sshd;

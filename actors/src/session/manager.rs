@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
@@ -153,10 +153,11 @@ impl Actor for SessionManagerActor {
                     });
                 }
                 tokio::spawn(async move {
-                    let deadline = Instant::now() + grace;
+                    let deadline = tokio::time::Instant::now() + grace;
                     let mut left = 0;
                     for s in sessions {
-                        let remaining = deadline.saturating_duration_since(Instant::now());
+                        let remaining =
+                            deadline.saturating_duration_since(tokio::time::Instant::now());
                         if s.get_cell().wait(Some(remaining)).await.is_err() {
                             left += 1;
                         }
@@ -190,7 +191,10 @@ impl Actor for SessionManagerActor {
             SupervisionEvent::ActorFailed(_, e) => Some(e.to_string()),
             _ => None,
         };
-        if let Decision::Removed { name, failed } = st.sup.on_event(&evt, Instant::now()) {
+        if let Decision::Removed { name, failed } = st
+            .sup
+            .on_event(&evt, tokio::time::Instant::now().into_std())
+        {
             if let SupervisionEvent::ActorFailed(cell, _)
             | SupervisionEvent::ActorTerminated(cell, ..) = &evt
             {

@@ -6,7 +6,7 @@
 //! answers.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
@@ -185,7 +185,10 @@ impl Actor for TunnelSupervisorActor {
         evt: SupervisionEvent,
         st: &mut TunnelSupState,
     ) -> Result<(), ActorProcessingErr> {
-        match st.sup.on_event(&evt, Instant::now()) {
+        match st
+            .sup
+            .on_event(&evt, tokio::time::Instant::now().into_std())
+        {
             Decision::Restart { name, delay, .. } => {
                 st.env
                     .audit
