@@ -4,11 +4,14 @@
 #     built exactly as users build it (no test features);
 #  2. unit and end-to-end tests, with the `fault-injection` feature on (it only adds the
 #     test-only `debug.panic` method used by the crash-isolation test).
+# Tests whose real part is missing (sshd, network namespaces, IPv6 loopback) skip unless
+# OPENCLAW_TEST_REQUIRE lists it (`.ci/run` sets sshd,netns); then they fail.
 # Ends with one line "N passed, M failed" over everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+echo "OPENCLAW_TEST_REQUIRE=${OPENCLAW_TEST_REQUIRE:-} (parts listed there fail instead of skipping)"
 cargo build --bin openclaw
 bash tests/compat/run.sh target/debug/openclaw | tee "$log"
 cargo test --workspace --features fault-injection 2>&1 | tee -a "$log"

@@ -17,9 +17,15 @@ async fn a_panicking_session_does_not_disturb_the_gateway() {
     let (mut bystander, _) = Client::authed(&gw.url(), TOKEN).await;
 
     victim.req("debug.panic", json!({})).await;
+    // exactly 1011: a bare EOF would mean nothing closed the socket on the session's behalf
     match victim.closed().await {
-        Closed::Code(code, _) => assert_eq!(code, 1011, "the crashed session's socket closes 1011"),
-        Closed::Eof => {}
+        Closed::Code(code, reason) => assert_eq!(
+            code, 1011,
+            "the crashed session's socket closes 1011, got {code} {reason:?}"
+        ),
+        Closed::Eof => {
+            panic!("the crashed session's socket ended without a close frame (want 1011)")
+        }
     }
 
     // the other connection is untouched
@@ -59,7 +65,8 @@ async fn repeated_session_crashes_never_restart_or_stop_the_root() {
     for _ in 0..12 {
         let (mut c, _) = Client::authed(&gw.url(), TOKEN).await;
         c.req("debug.panic", json!({})).await;
-        let _ = c.closed().await;
+        let closed = c.closed().await;
+        assert!(matches!(closed, Closed::Code(1011, _)), "{closed:?}");
     }
     let (mut c, _) = Client::authed(&gw.url(), TOKEN).await;
     let st = c.call("status", json!({})).await;

@@ -404,10 +404,14 @@ async fn listens_on_ipv6_loopback_too() {
         .stdout_lines
         .iter()
         .any(|l| l.starts_with("listening on ws://[::1]:"));
-    if !v6 {
-        eprintln!("skipping: IPv6 loopback unavailable on this machine");
+    let available = if v6 {
+        Ok(())
+    } else {
+        Err("the gateway did not listen on [::1] (IPv6 loopback unavailable)".to_string())
+    };
+    let Some(()) = common::require("ipv6", available) else {
         return;
-    }
+    };
     let (mut c, _) = Client::authed(&format!("ws://[::1]:{}", gw.port), TOKEN).await;
     assert_eq!(c.call("health", json!({})).await["ok"], true);
 }

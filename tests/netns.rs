@@ -2,8 +2,9 @@
 //! a veth pair with addresses from 198.18.0.0/15 (benchmarking space, never routed), runs
 //! the gateway inside it, and connects from outside, so the gateway sees a real remote
 //! address. Everything is removed afterwards. Where namespaces cannot be made (no
-//! CAP_NET_ADMIN), the tests print why and pass without running; the same rules are covered
-//! through the trusted-proxy path in `tests/security.rs`.
+//! CAP_NET_ADMIN), the tests print `SKIPPED: netns: ...` and return (the same rules are
+//! covered through the trusted-proxy path in `tests/security.rs`), or fail when
+//! `OPENCLAW_TEST_REQUIRE` lists `netns` (CI sets it).
 
 mod common;
 
@@ -13,7 +14,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{connect_params, http_status, patience, Client, Closed, Gw, Opts, TOKEN, WRONG_TOKEN};
+use common::{
+    connect_params, http_status, patience, require, Client, Closed, Gw, Opts, TOKEN, WRONG_TOKEN,
+};
 use serde_json::json;
 
 static NEXT: AtomicU8 = AtomicU8::new(1);
@@ -42,7 +45,8 @@ fn ip(args: &[&str]) -> Result<(), String> {
 }
 
 impl NetNs {
-    fn create() -> Option<NetNs> {
+    /// Makes the namespace and its veth pair; `Err` says which `ip` step failed.
+    fn create() -> Result<NetNs, String> {
         let k = NEXT.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id() % 100_000;
         let ns = NetNs {
@@ -73,12 +77,10 @@ impl NetNs {
             vec!["-n", &ns.name, "link", "set", "lo", "up"],
         ];
         for s in steps {
-            if let Err(e) = ip(&s) {
-                eprintln!("SKIPPED: cannot build a test network namespace here ({e}); the rules are covered through the trusted-proxy path in tests/security.rs");
-                return None; // Drop cleans up what was made
-            }
+            // on failure Drop cleans up what was made
+            ip(&s).map_err(|e| format!("cannot build a test network namespace: {e}"))?;
         }
-        Some(ns)
+        Ok(ns)
     }
 
     fn inside(&self) -> Ipv4Addr {
@@ -127,7 +129,9 @@ fn raw(addr: SocketAddr, upgrade: bool) -> (u16, String) {
 
 #[tokio::test]
 async fn lan_bind_serves_a_remote_peer_as_remote() {
-    let Some(ns) = NetNs::create() else { return };
+    let Some(ns) = require("netns", NetNs::create()) else {
+        return;
+    };
     let gw = Gw::start(ns.opts(&["--bind", "lan"], None));
     assert!(
         gw.stdout_lines
@@ -165,7 +169,9 @@ async fn lan_bind_serves_a_remote_peer_as_remote() {
 
 #[tokio::test]
 async fn allowlist_refuses_a_real_remote_peer() {
-    let Some(ns) = NetNs::create() else { return };
+    let Some(ns) = require("netns", NetNs::create()) else {
+        return;
+    };
     let gw = Gw::start(ns.opts(
         &["--bind", "lan"],
         Some(r#"{ gateway: { allowedIPs: ["198.19.0.0/16"] } }"#),
@@ -193,7 +199,9 @@ async fn allowlist_refuses_a_real_remote_peer() {
 
 #[tokio::test]
 async fn an_exposed_gateway_limits_connections_and_locks_out_by_default() {
-    let Some(ns) = NetNs::create() else { return };
+    let Some(ns) = require("netns", NetNs::create()) else {
+        return;
+    };
     let gw = Gw::start(ns.opts(&["--bind", "lan"], None));
     let addr = SocketAddr::from((ns.inside(), gw.port));
     let url = format!("ws://{addr}");
@@ -244,7 +252,9 @@ async fn an_exposed_gateway_limits_connections_and_locks_out_by_default() {
 
 #[tokio::test]
 async fn tailnet_bind_uses_the_tailscale_address_and_loopback_only() {
-    let Some(ns) = NetNs::create() else { return };
+    let Some(ns) = require("netns", NetNs::create()) else {
+        return;
+    };
     // A stand-in for tailscale0: a 100.64.0.0/10 address on the namespace's interface.
     let ts = format!("100.100.{}.1/32", ns.k);
     let dev = ns.host_if.replace('h', "p");
@@ -264,7 +274,7 @@ async fn tailnet_bind_uses_the_tailscale_address_and_loopback_only() {
     assert_eq!(status, 0, "reachable on the veth address: {why}");
 
     // Without a tailnet address: loopback only, with a warning.
-    let ns2 = NetNs::create().unwrap();
+    let ns2 = NetNs::create().expect("a second namespace after the first was made");
     let gw2 = Gw::start(ns2.opts(&["--bind", "tailnet"], None));
     let deadline = Instant::now() + patience();
     while !gw2.stderr().contains("no Tailscale address") && Instant::now() < deadline {
@@ -288,7 +298,9 @@ async fn tailnet_bind_uses_the_tailscale_address_and_loopback_only() {
 
 #[tokio::test]
 async fn custom_bind_keeps_a_loopback_listener() {
-    let Some(ns) = NetNs::create() else { return };
+    let Some(ns) = require("netns", NetNs::create()) else {
+        return;
+    };
     let inside = ns.inside().to_string();
     let gw = Gw::start(ns.opts(&["--bind", &inside], None));
     let lines = gw.stdout_lines.join("\n");
@@ -302,4 +314,34 @@ async fn custom_bind_keeps_a_loopback_listener() {
     );
     let (status, head) = raw(SocketAddr::from((ns.inside(), gw.port)), false);
     assert_eq!(status, 200, "{head}");
+}
+
+/// The skip-or-fail decision behind `common::require` (lives here, not in `tests/common`,
+/// so it runs once rather than in every test binary).
+#[test]
+fn require_setting_decides_skip_or_fail() {
+    use common::is_required;
+    let table: &[(&str, Option<&str>, Result<bool, ()>)] = &[
+        ("netns", None, Ok(false)),
+        ("netns", Some(""), Ok(false)),
+        ("netns", Some("sshd"), Ok(false)),
+        ("netns", Some("netns"), Ok(true)),
+        ("netns", Some("sshd,netns"), Ok(true)),
+        ("netns", Some(" sshd , netns "), Ok(true)),
+        ("sshd", Some("sshd,netns"), Ok(true)),
+        ("sshd", Some("netns,"), Ok(false)),
+        ("sshd", Some("all"), Ok(true)),
+        ("ipv6", Some("all"), Ok(true)),
+        ("sshd", Some("SSHD"), Err(())),
+        ("sshd", Some("sshd,netsn"), Err(())),
+        ("netns", Some("ssh"), Err(())),
+    ];
+    for (what, setting, want) in table {
+        let got = is_required(what, *setting);
+        assert_eq!(
+            got.clone().map_err(|_| ()),
+            *want,
+            "{what} with {setting:?}: {got:?}"
+        );
+    }
 }

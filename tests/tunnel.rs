@@ -1,22 +1,14 @@
 //! Tunnels against a real sshd on loopback, with one of our gateways as the far end and
-//! another running the tunnels.
+//! another running the tunnels. Without sshd/ssh each test prints `SKIPPED: sshd: ...` and
+//! returns, or fails when `OPENCLAW_TEST_REQUIRE` lists `sshd` (CI sets it).
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::sshd::{self, free_port, pids_mentioning, Sshd};
-use common::{kill, patience, Client, Gw, Opts, TOKEN};
+use common::{kill, patience, require, Client, Gw, Opts, TOKEN};
 use serde_json::{json, Value};
-
-macro_rules! need_sshd {
-    () => {
-        if !sshd::available() {
-            eprintln!("skipping: /usr/sbin/sshd or ssh missing (.ci/run installs openssh-server)");
-            return;
-        }
-    };
-}
 
 /// A tunnel entry for `sshd` forwarding `local` to `far_port`, with fast test timings.
 fn tunnel(name: &str, s: &Sshd, local: u16, far_port: u16, extra: Value) -> Value {
@@ -88,7 +80,9 @@ fn up(r: &Value) -> bool {
 
 #[tokio::test]
 async fn tunnel_comes_up_and_openclaw_status_works_through_it() {
-    need_sshd!();
+    let Some(()) = require("sshd", sshd::availability()) else {
+        return;
+    };
     let far = Gw::start(Opts::default());
     let s = Sshd::start();
     let local = free_port();
@@ -125,7 +119,9 @@ async fn tunnel_comes_up_and_openclaw_status_works_through_it() {
 
 #[tokio::test]
 async fn twenty_kill_9s_give_twenty_recoveries_and_no_orphans() {
-    need_sshd!();
+    let Some(()) = require("sshd", sshd::availability()) else {
+        return;
+    };
     let OneTunnel {
         far: _far,
         s,
@@ -160,7 +156,9 @@ async fn twenty_kill_9s_give_twenty_recoveries_and_no_orphans() {
 
 #[tokio::test]
 async fn sshd_down_backs_off_and_recovers_when_it_returns() {
-    need_sshd!();
+    let Some(()) = require("sshd", sshd::availability()) else {
+        return;
+    };
     let OneTunnel {
         far: _far,
         mut s,
@@ -187,7 +185,9 @@ async fn sshd_down_backs_off_and_recovers_when_it_returns() {
 
 #[tokio::test]
 async fn a_frozen_far_side_is_detected_and_the_tunnel_restarted() {
-    need_sshd!();
+    let Some(()) = require("sshd", sshd::availability()) else {
+        return;
+    };
     let OneTunnel {
         far: _far,
         s,
@@ -222,7 +222,9 @@ async fn a_frozen_far_side_is_detected_and_the_tunnel_restarted() {
 
 #[tokio::test]
 async fn bad_configurations_show_a_clear_state_and_the_gateway_carries_on() {
-    need_sshd!();
+    let Some(()) = require("sshd", sshd::availability()) else {
+        return;
+    };
     let s = Sshd::start();
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy = held.local_addr().unwrap().port();
@@ -283,7 +285,9 @@ async fn bad_configurations_show_a_clear_state_and_the_gateway_carries_on() {
 #[cfg(feature = "fault-injection")]
 #[tokio::test]
 async fn a_panicking_tunnel_actor_kills_its_ssh_and_is_restarted() {
-    need_sshd!();
+    let Some(()) = require("sshd", sshd::availability()) else {
+        return;
+    };
     let OneTunnel {
         far: _far,
         s,
@@ -311,7 +315,9 @@ async fn a_panicking_tunnel_actor_kills_its_ssh_and_is_restarted() {
 
 #[tokio::test]
 async fn tunnel_restart_command_forces_a_new_ssh() {
-    need_sshd!();
+    let Some(()) = require("sshd", sshd::availability()) else {
+        return;
+    };
     let OneTunnel {
         far: _far,
         s: _s,
@@ -333,7 +339,9 @@ async fn tunnel_restart_command_forces_a_new_ssh() {
 
 #[tokio::test]
 async fn openclaw_tunnel_run_in_the_foreground() {
-    need_sshd!();
+    let Some(()) = require("sshd", sshd::availability()) else {
+        return;
+    };
     let far = Gw::start(Opts::default());
     let s = Sshd::start();
     let local = free_port();

@@ -31,6 +31,78 @@ pub fn patience() -> Duration {
     Duration::from_millis(ms)
 }
 
+/// Env var naming the real parts (comma-separated keys, or `all`) whose absence fails a test
+/// instead of skipping it. CI sets it (`.ci/run`) so a green run means they really ran.
+pub const REQUIRE_ENV: &str = "OPENCLAW_TEST_REQUIRE";
+
+/// The parts tests may need, and how to provide each.
+pub const REQUIREMENTS: &[(&str, &str)] = &[
+    (
+        "sshd",
+        "install openssh-server and openssh-client (`apt-get install openssh-server openssh-client`)",
+    ),
+    (
+        "netns",
+        "run as root or with CAP_NET_ADMIN, with iproute2 installed (`ip netns`; `apt-get install iproute2`)",
+    ),
+    (
+        "ipv6",
+        "enable IPv6 on loopback (`sysctl net.ipv6.conf.lo.disable_ipv6=0`)",
+    ),
+];
+
+/// Whether `what` is required by an `OPENCLAW_TEST_REQUIRE` value (`None`: unset). An
+/// unknown key is an error, so a typo cannot quietly turn a requirement back into a skip.
+pub fn is_required(what: &str, setting: Option<&str>) -> Result<bool, String> {
+    let mut required = false;
+    for key in setting.unwrap_or("").split(',').map(str::trim) {
+        if key.is_empty() {
+            continue;
+        }
+        if key != "all" && !REQUIREMENTS.iter().any(|(k, _)| *k == key) {
+            let known: Vec<&str> = REQUIREMENTS.iter().map(|(k, _)| *k).collect();
+            return Err(format!(
+                "{REQUIRE_ENV}: unknown key {key:?} (known: all, {})",
+                known.join(", ")
+            ));
+        }
+        required |= key == "all" || key == what;
+    }
+    Ok(required)
+}
+
+/// Gate for a test's real part: `available` is `Ok(value)` when it can run, `Err(reason)`
+/// when not. Returns the value; when unavailable, panics if `what` is listed in
+/// `OPENCLAW_TEST_REQUIRE` (naming what is missing and the fix), otherwise prints
+/// `SKIPPED: <what>: <reason>` to stderr and returns `None` so the test returns early:
+/// `let Some(ns) = require("netns", NetNs::create()) else { return };`
+pub fn require<T>(what: &str, available: Result<T, String>) -> Option<T> {
+    let reason = match available {
+        Ok(v) => return Some(v),
+        Err(reason) => reason,
+    };
+    let setting = std::env::var(REQUIRE_ENV).ok();
+    let fix = REQUIREMENTS
+        .iter()
+        .find(|(k, _)| *k == what)
+        .map_or("see README \"Run the tests\"", |(_, fix)| fix);
+    match is_required(what, setting.as_deref()) {
+        Ok(false) => {
+            eprintln!(
+                "SKIPPED: {what}: {reason} (to fail instead: {REQUIRE_ENV}={what}; fix: {fix})"
+            );
+            None
+        }
+        Ok(true) => panic!(
+            "required test part {what:?} is missing: {reason}\n\
+             {REQUIRE_ENV}={} makes this a failure instead of a skip.\n\
+             Fix: {fix}",
+            setting.unwrap_or_default()
+        ),
+        Err(e) => panic!("{e}"),
+    }
+}
+
 /// A unique temp dir.
 pub fn temp_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!(

@@ -35,12 +35,26 @@ fn keygen(path: &Path) {
 
 /// Whether sshd and ssh are installed (`.ci/run` installs them).
 pub fn available() -> bool {
-    Path::new(SSHD).exists()
-        && Command::new("ssh")
-            .arg("-V")
+    availability().is_ok()
+}
+
+/// Whether sshd, ssh and ssh-keygen are installed; `Err` says which is missing. Tests gate
+/// on it with [`super::require`]`("sshd", sshd::availability())`.
+pub fn availability() -> Result<(), String> {
+    if !Path::new(SSHD).exists() {
+        return Err(format!("{SSHD} not found"));
+    }
+    for tool in ["ssh", "ssh-keygen"] {
+        // `ssh -V` exits 0; `ssh-keygen -?` exits non-zero: only whether it runs matters.
+        let flag = if tool == "ssh" { "-V" } else { "-?" };
+        Command::new(tool)
+            .arg(flag)
+            .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
-            .is_ok()
+            .map_err(|e| format!("cannot run `{tool}`: {e}"))?;
+    }
+    Ok(())
 }
 
 /// A free loopback port.
