@@ -22,32 +22,13 @@ if [ -z "${OLD_BIN:-}" ]; then
   (cd "$WT" && CARGO_TARGET_DIR="$WT/target" cargo build -q --release --bin openclaw)
   OLD_BIN="$WT/target/release/openclaw"
 fi
-PIDS=$(mktemp)
+. benches/gateways.sh
 cleanup() {
-  while read -r p; do kill "$p" 2>/dev/null || true; done < "$PIDS"; rm -f "$PIDS"
+  stop_gateways
   if [ -n "${WT:-}" ]; then git worktree remove --force "$WT" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 
-start() { # $1 = binary; echoes the port
-  local home; home=$(mktemp -d)
-  mkdir -p "$home/.openclaw"; echo '{}' > "$home/.openclaw/openclaw.json"
-  env -i HOME="$home" PATH="$PATH" OPENCLAW_GATEWAY_TOKEN=$TOKEN "$1" gateway --port 0 \
-    > "$home/out" 2> "$home/err" &
-  echo $! >> "$PIDS"
-  for _ in $(seq 100); do
-    if grep -q 'listening on ws://127.0.0.1:' "$home/out" 2>/dev/null; then
-      sed -n 's/^listening on ws:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$home/out" | head -1
-      return
-    fi
-    sleep 0.05
-  done
-  echo "gateway did not start: $(cat "$home/err")" >&2; exit 1
-}
-
-field() { # $1 = JSON field; reads the load tool's last JSON line
-  python3 -c 'import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); print(d[sys.argv[1]] if d.get("errors",0)==0 else "ERR "+str(d))' "$1"
-}
 rps() { cargo bench -q --bench load -- rpc --url "ws://127.0.0.1:$1" --token $TOKEN \
   --connections "$CONNS" --seconds "$SECS" --method health --json 2>/dev/null | field reqPerSec; }
 hs() { cargo bench -q --bench load -- handshakes --url "ws://127.0.0.1:$1" --token $TOKEN \
@@ -57,11 +38,15 @@ OLD=$(start "$OLD_BIN")
 CUR=$(start "$NEW")
 r_rps=(); r_hs=()
 for r in $(seq "$ROUNDS"); do
-  o1=$(rps "$OLD"); n1=$(rps "$CUR"); o2=$(hs "$OLD"); n2=$(hs "$CUR")
+  if [ $((r % 2)) = 1 ]; then # alternate which goes first
+    o1=$(rps "$OLD"); n1=$(rps "$CUR"); o2=$(hs "$OLD"); n2=$(hs "$CUR")
+  else
+    n1=$(rps "$CUR"); o1=$(rps "$OLD"); n2=$(hs "$CUR"); o2=$(hs "$OLD")
+  fi
   a=$(python3 -c "print(round($n1/$o1, 3))"); b=$(python3 -c "print(round($n2/$o2, 3))")
   r_rps+=("$a"); r_hs+=("$b")
   echo "round $r: health old $o1 new $n1 req/s (new/old $a); handshakes old $o2 new $n2 /s (new/old $b)"
 done
-med() { python3 -c "import statistics,sys; r=[float(x) for x in sys.argv[2:]]; print(f'{sys.argv[1]}: median new/old {statistics.median(r)} (min {min(r)}, max {max(r)})')" "$@"; }
+med() { python3 -c "import statistics,sys; r=[float(x) for x in sys.argv[2:]]; print(f'{sys.argv[1]}: median new/old {statistics.median(r):.3f} (min {min(r)}, max {max(r)})')" "$@"; }
 med "health req/s, $CONNS connections" "${r_rps[@]}"
 med "handshakes/s, $WORKERS workers" "${r_hs[@]}"

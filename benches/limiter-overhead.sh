@@ -13,36 +13,17 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 cargo build -q --release --bin openclaw
 cargo bench -q --bench load --no-run 2>/dev/null
 BIN=$CARGO_TARGET_DIR/release/openclaw
-# start() runs in a command substitution (a subshell), so pids go through a file.
-PIDS=$(mktemp)
-cleanup() { while read -r p; do kill "$p" 2>/dev/null || true; done < "$PIDS"; rm -f "$PIDS"; }
-trap cleanup EXIT
-
-start() { # $1 = config; echoes the port
-  local home; home=$(mktemp -d)
-  mkdir -p "$home/.openclaw"
-  printf '%s' "$1" > "$home/.openclaw/openclaw.json"
-  env -i HOME="$home" PATH="$PATH" OPENCLAW_GATEWAY_TOKEN=$TOKEN "$BIN" gateway --port 0 \
-    > "$home/out" 2> "$home/err" &
-  echo $! >> "$PIDS"
-  for _ in $(seq 100); do
-    if grep -q 'listening on ws://127.0.0.1:' "$home/out" 2>/dev/null; then
-      sed -n 's/^listening on ws:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$home/out" | head -1
-      return
-    fi
-    sleep 0.05
-  done
-  echo "gateway did not start: $(cat "$home/err")" >&2; exit 1
-}
+. benches/gateways.sh
+trap stop_gateways EXIT
 
 rps() { # $1 = port
   cargo bench -q --bench load -- rpc --url "ws://127.0.0.1:$1" --token $TOKEN \
     --connections "$CONNS" --seconds "$SECS" --method health --json 2>/dev/null |
-    python3 -c 'import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); print(d["reqPerSec"] if d.get("errors",0)==0 else "ERR "+str(d))'
+    field reqPerSec
 }
 
-ON=$(start '{ gateway: { rateLimit: { maxRequests: 4000000000, windowMs: 60000, maxConnections: 1000, exemptLoopback: false } } }')
-OFF=$(start '{ gateway: { rateLimit: { enabled: false } } }')
+ON=$(start "$BIN" '{ gateway: { rateLimit: { maxRequests: 4000000000, windowMs: 60000, maxConnections: 1000, exemptLoopback: false } } }')
+OFF=$(start "$BIN" '{ gateway: { rateLimit: { enabled: false } } }')
 ratios=()
 for r in $(seq "$ROUNDS"); do
   off=$(rps "$OFF"); on=$(rps "$ON")

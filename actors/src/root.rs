@@ -93,11 +93,6 @@ pub fn children(args: &RootArgs) -> (Vec<ChildSpec>, Vec<String>) {
     let s = hub.settings();
     let secs = Duration::from_secs;
     let p = Restart::Permanent;
-    let tunnel_env = TunnelEnv {
-        table: hub.tunnels.clone(),
-        audit: hub.audit.clone(),
-        dir: s.paths.state_dir.join("tunnels"),
-    };
     let mut v = vec![
         ChildSpec::new("audit", p, secs(15), args.audit.clone(), None, audit::spawn),
         ChildSpec::new(
@@ -149,28 +144,39 @@ pub fn children(args: &RootArgs) -> (Vec<ChildSpec>, Vec<String>) {
             secs(10),
             TunnelSupArgs {
                 tunnels: s.tunnels.clone(),
-                env: tunnel_env,
+                env: TunnelEnv::from_hub(hub),
             },
             Some(peers.tunnels.clone()),
             tunnel_sup::spawn,
         ),
     ];
+    let listeners = listeners(hub, peers);
+    let names = listeners.iter().map(|c| c.name.clone()).collect();
+    v.extend(listeners);
+    (v, names)
+}
+
+/// One Listener per address to bind, sharing one request-handling context.
+fn listeners(hub: &Hub, peers: &Peers) -> Vec<ChildSpec> {
+    let s = hub.settings();
     let http = std::sync::Arc::new(HttpCtx {
         hub: hub.clone(),
         sessions: peers.sessions.clone(),
     });
-    let mut names = Vec::new();
-    for (i, addr) in s.listen.iter().enumerate() {
-        let name = format!("listener.{i}");
-        let la = ListenerArgs {
+    let spec = |(i, addr): (usize, &std::net::SocketAddr)| {
+        let args = ListenerArgs {
             addr: *addr,
             optional: s.optional_listen.contains(addr),
             http: http.clone(),
         };
-        v.push(ChildSpec::new(&name, p, secs(5), la, None, listener::spawn));
-        names.push(name);
-    }
-    (v, names)
+        let (name, restart, shutdown) = (
+            format!("listener.{i}"),
+            Restart::Permanent,
+            Duration::from_secs(5),
+        );
+        ChildSpec::new(name, restart, shutdown, args, None, listener::spawn)
+    };
+    s.listen.iter().enumerate().map(spec).collect()
 }
 
 impl Actor for RootActor {

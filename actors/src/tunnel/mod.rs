@@ -51,6 +51,19 @@ pub struct TunnelEnv {
     pub dir: std::path::PathBuf,
 }
 
+// === impl TunnelEnv ===
+
+impl TunnelEnv {
+    /// The parts of `hub` the tunnels use.
+    pub fn from_hub(hub: &crate::shared::Hub) -> Self {
+        Self {
+            table: hub.tunnels.clone(),
+            audit: hub.audit.clone(),
+            dir: hub.settings().paths.state_dir.join("tunnels"),
+        }
+    }
+}
+
 /// Start-up arguments.
 #[derive(Clone)]
 pub struct TunnelArgs {

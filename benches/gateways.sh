@@ -1,0 +1,26 @@
+# Sourced by the bench scripts: start release gateways on port 0 with throwaway HOMEs and
+# kill them on exit. Needs TOKEN set; `start BIN CONFIG` echoes the bound port.
+# start() runs in a command substitution (a subshell), so pids go through a file.
+PIDS=$(mktemp)
+stop_gateways() { while read -r p; do kill "$p" 2>/dev/null || true; done < "$PIDS"; rm -f "$PIDS"; }
+
+start() { # $1 = binary, $2 = config (JSON5); echoes the port
+  local home; home=$(mktemp -d)
+  mkdir -p "$home/.openclaw"
+  printf '%s' "${2:-{\}}" > "$home/.openclaw/openclaw.json"
+  env -i HOME="$home" PATH="$PATH" OPENCLAW_GATEWAY_TOKEN=$TOKEN "$1" gateway --port 0 \
+    > "$home/out" 2> "$home/err" &
+  echo $! >> "$PIDS"
+  for _ in $(seq 100); do
+    if grep -q 'listening on ws://127.0.0.1:' "$home/out" 2>/dev/null; then
+      sed -n 's/^listening on ws:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$home/out" | head -1
+      return
+    fi
+    sleep 0.05
+  done
+  echo "gateway did not start: $(cat "$home/err")" >&2; exit 1
+}
+
+field() { # $1 = JSON field of the load tool's last JSON line (ERR … when it saw errors)
+  python3 -c 'import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); print(d[sys.argv[1]] if d.get("errors",0)==0 else "ERR "+str(d))' "$1"
+}
