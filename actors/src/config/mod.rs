@@ -1,16 +1,19 @@
 //! Configuration: the file schema, loading, and resolution of flags > env > file > defaults
 //! into the [`Settings`] the runtime uses.
 
+pub mod bind;
 pub mod load;
+pub mod plan;
 pub mod policy;
 pub mod resolve;
 pub mod schema;
 pub mod tunnels;
 
+pub use bind::{BindPlan, HostInfo};
 pub use load::ConfigError;
+pub use plan::Plan;
 pub use resolve::{
-    resolve, resolve_paths, resolve_with, AuthMode, AuthSettings, BindPlan, HostInfo, Inputs,
-    Paths, Settings, Source,
+    resolve, resolve_paths, resolve_with, AuthMode, AuthSettings, Inputs, Paths, Settings, Source,
 };
 pub use schema::FileConfig;
 

@@ -3,15 +3,18 @@
 //! without them.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::bind::resolve_bind;
 use super::load::{load_file, ConfigError};
 use super::schema::{FileConfig, GatewayMode};
 use super::{DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE_MS, DEFAULT_TOKEN_MIN_LENGTH, DEV_PORT};
 use crate::protocol::{HANDSHAKE_TIMEOUT_MS, TICK_INTERVAL_MS, WS_PING_INTERVAL_MS};
 use crate::secret::Secret;
+
+pub use super::bind::{BindPlan, HostInfo};
 
 /// What the command line contributed.
 #[derive(Debug, Clone, Default)]
@@ -73,29 +76,6 @@ pub enum AuthMode {
     TrustedProxy,
 }
 
-/// `gateway.bind` / `--bind`, resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BindPlan {
-    /// `loopback` | `lan` | `tailnet` | `custom` | `auto`.
-    pub mode: &'static str,
-    /// The mode's address, for `custom` (and the tailnet address found, for `tailnet`).
-    pub host: Option<IpAddr>,
-    /// Whether any listener is reachable from another machine.
-    pub exposed: bool,
-    /// Said once at start-up (tailnet without a tailnet address).
-    pub warning: Option<String>,
-    /// Where the mode came from.
-    pub source: Source,
-}
-
-/// What start-up needs to know about this machine (fakeable in tests).
-pub struct HostInfo {
-    /// Addresses on local interfaces.
-    pub addrs: Box<dyn Fn() -> Vec<IpAddr>>,
-    /// Running inside a container (for `bind: "auto"`).
-    pub in_container: Box<dyn Fn() -> bool>,
-}
-
 /// Resolved authentication settings.
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
@@ -150,40 +130,6 @@ pub struct Settings {
     pub policy: crate::guard::Policy,
     /// The command-line inputs, kept for reloads.
     pub inputs: Inputs,
-}
-
-// === impl HostInfo ===
-
-impl HostInfo {
-    /// This machine: interface addresses from `getifaddrs`, container markers on disk.
-    pub fn real() -> Self {
-        Self {
-            addrs: Box::new(|| {
-                nix::ifaddrs::getifaddrs()
-                    .map(|it| {
-                        it.filter_map(|i| {
-                            let a = i.address?;
-                            a.as_sockaddr_in()
-                                .map(|v| IpAddr::V4(v.ip()))
-                                .or_else(|| a.as_sockaddr_in6().map(|v| IpAddr::V6(v.ip())))
-                        })
-                        .collect()
-                    })
-                    .unwrap_or_default()
-            }),
-            in_container: Box::new(|| {
-                Path::new("/.dockerenv").exists()
-                    || Path::new("/run/.containerenv").exists()
-                    || std::env::var_os("container").is_some()
-            }),
-        }
-    }
-}
-
-impl fmt::Debug for HostInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("HostInfo")
-    }
 }
 
 // === impl Source ===
@@ -256,6 +202,52 @@ pub fn resolve_with(
     env: &dyn Fn(&str) -> Option<String>,
     host: &HostInfo,
 ) -> Result<Settings, ConfigError> {
+    let (paths, exists, file) = load_config(inputs, env)?;
+    let cfg_path = paths.config_path.clone();
+    refuse_remote_mode(&file, &cfg_path)?;
+    let port = resolve_port(inputs, file.gateway.port, &cfg_path, env)?;
+    let (bind, listen, optional_listen) = resolve_bind(inputs, &file, &cfg_path, port, host)?;
+    refuse_unbuilt(&file, &cfg_path)?;
+    let auth = resolve_auth(inputs, &file, &cfg_path, env)?;
+    check_exposure(&bind, &listen, &auth)?;
+    check_token_rules(&file, &auth, &cfg_path, bind.exposed)?;
+    check_cdp(&file, &cfg_path)?;
+    let timing = resolve_timing(&file, &cfg_path, env)?;
+    let log_level = resolve_log_level(inputs, &file, &cfg_path)?;
+    let (log_file, audit_file) = log_files(&file, &paths);
+    let tunnels = super::tunnels::validate(file.tunnels.as_deref().unwrap_or(&[]), &cfg_path)?;
+    let lockout = resolve_lockout(&file, &cfg_path)?;
+    check_cdp_ports(&file, &tunnels, port, &cfg_path)?;
+    let policy = super::policy::resolve_policy(&file, &cfg_path, env, &auth, bind.exposed)?;
+    Ok(Settings {
+        paths,
+        config_file_exists: exists,
+        file,
+        port,
+        listen,
+        auth,
+        handshake_timeout: timing.handshake_timeout,
+        tick_interval: timing.tick_interval,
+        ping_interval: Duration::from_millis(WS_PING_INTERVAL_MS),
+        shutdown_grace: timing.shutdown_grace,
+        log_level,
+        log_file,
+        audit_file,
+        tunnels,
+        lockout,
+        bind,
+        optional_listen,
+        policy,
+        inputs: inputs.clone(),
+    })
+}
+
+/// Paths, whether the config file exists, and the parsed file (defaults when absent). A
+/// `--config` that names a missing file is an error.
+fn load_config(
+    inputs: &Inputs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Paths, bool, FileConfig), ConfigError> {
     let paths = resolve_paths(
         inputs.config.as_deref(),
         inputs.profile.as_deref(),
@@ -274,102 +266,106 @@ pub fn resolve_with(
     } else {
         FileConfig::default()
     };
-    let cfg_path = paths.config_path.clone();
-    let g = &file.gateway;
-    if g.mode == Some(GatewayMode::Remote) {
+    Ok((paths, exists, file))
+}
+
+/// `gateway.mode: "remote"` makes this machine a client: no gateway runs here.
+fn refuse_remote_mode(file: &FileConfig, cfg: &Path) -> Result<(), ConfigError> {
+    if file.gateway.mode == Some(GatewayMode::Remote) {
         return Err(ConfigError::Refused(format!(
             "{}: gateway.mode is \"remote\", so this machine is configured as a client of \
              gateway.remote.url; set gateway.mode to \"local\" to run a gateway here",
-            cfg_path.display()
+            cfg.display()
         )));
     }
-    let port = resolve_port(inputs, g.port, &cfg_path, env)?;
-    let (bind, listen, optional_listen) = resolve_bind(inputs, &file, &cfg_path, port, host)?;
-    refuse_unbuilt(&file, &cfg_path)?;
-    let auth = resolve_auth(inputs, &file, &cfg_path, env)?;
-    check_exposure(&bind, &listen, &auth)?;
-    check_token_rules(&file, &auth, &cfg_path, bind.exposed)?;
-    check_cdp(&file, &cfg_path)?;
-    let ms = |v: Option<u64>,
-              key: &'static str,
-              default: u64,
-              min: u64|
-     -> Result<Duration, ConfigError> {
-        let v = v.unwrap_or(default);
-        if v < min {
-            return Err(invalid(
-                &cfg_path,
-                key,
-                format!("must be at least {min} ms, got {v}"),
-            ));
-        }
-        Ok(Duration::from_millis(v))
-    };
+    Ok(())
+}
+
+/// The protocol timers, each with its default and minimum.
+struct Timing {
+    handshake_timeout: Duration,
+    tick_interval: Duration,
+    shutdown_grace: Duration,
+}
+
+/// Handshake timeout (env `OPENCLAW_HANDSHAKE_TIMEOUT_MS` over the file), tick interval and
+/// shutdown grace.
+fn resolve_timing(
+    file: &FileConfig,
+    cfg: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Timing, ConfigError> {
+    let g = &file.gateway;
     let handshake_ms = match env("OPENCLAW_HANDSHAKE_TIMEOUT_MS") {
-        Some(v) => Some(
-            v.trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| {
-                    ConfigError::Refused(format!(
-                "env OPENCLAW_HANDSHAKE_TIMEOUT_MS={v:?} is not a positive number of milliseconds"
-            ))
-                })?,
-        ),
+        Some(v) => Some(parse_handshake_env(&v)?),
         None => g.handshake_timeout_ms,
     };
-    let handshake_timeout = ms(
-        handshake_ms,
-        "gateway.handshakeTimeoutMs",
-        HANDSHAKE_TIMEOUT_MS,
-        1,
-    )?;
-    let tick_interval = ms(
-        g.tick_interval_ms,
-        "gateway.tickIntervalMs",
-        TICK_INTERVAL_MS,
-        10,
-    )?;
-    let shutdown_grace = ms(
-        g.shutdown_grace_ms,
-        "gateway.shutdownGraceMs",
-        DEFAULT_SHUTDOWN_GRACE_MS,
-        0,
-    )?;
-    let log_level = resolve_log_level(inputs, &file, &cfg_path)?;
+    Ok(Timing {
+        handshake_timeout: millis(
+            cfg,
+            handshake_ms,
+            "gateway.handshakeTimeoutMs",
+            HANDSHAKE_TIMEOUT_MS,
+            1,
+        )?,
+        tick_interval: millis(
+            cfg,
+            g.tick_interval_ms,
+            "gateway.tickIntervalMs",
+            TICK_INTERVAL_MS,
+            10,
+        )?,
+        shutdown_grace: millis(
+            cfg,
+            g.shutdown_grace_ms,
+            "gateway.shutdownGraceMs",
+            DEFAULT_SHUTDOWN_GRACE_MS,
+            0,
+        )?,
+    })
+}
+
+/// `OPENCLAW_HANDSHAKE_TIMEOUT_MS`: a positive number of milliseconds.
+fn parse_handshake_env(v: &str) -> Result<u64, ConfigError> {
+    v.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            ConfigError::Refused(format!(
+                "env OPENCLAW_HANDSHAKE_TIMEOUT_MS={v:?} is not a positive number of milliseconds"
+            ))
+        })
+}
+
+/// A duration in ms at `key`: `v`, or `default`; at least `min`.
+fn millis(
+    cfg: &Path,
+    v: Option<u64>,
+    key: &'static str,
+    default: u64,
+    min: u64,
+) -> Result<Duration, ConfigError> {
+    let v = v.unwrap_or(default);
+    if v < min {
+        return Err(invalid(
+            cfg,
+            key,
+            format!("must be at least {min} ms, got {v}"),
+        ));
+    }
+    Ok(Duration::from_millis(v))
+}
+
+/// The gateway log (`logging.file`, default `<stateDir>/logs/gateway.log`) and the audit log.
+fn log_files(file: &FileConfig, paths: &Paths) -> (PathBuf, PathBuf) {
     let log_file = file
         .logging
         .as_ref()
         .and_then(|l| l.file.as_ref())
         .map(PathBuf::from)
         .unwrap_or_else(|| paths.state_dir.join("logs").join("gateway.log"));
-    let audit_file = paths.state_dir.join("logs").join("audit.jsonl");
-    let tunnels = super::tunnels::validate(file.tunnels.as_deref().unwrap_or(&[]), &cfg_path)?;
-    let lockout = resolve_lockout(&file, &cfg_path)?;
-    check_cdp_ports(&file, &tunnels, port, &cfg_path)?;
-    let policy = super::policy::resolve_policy(&file, &cfg_path, env, &auth, bind.exposed)?;
-    Ok(Settings {
-        paths,
-        config_file_exists: exists,
-        file,
-        port,
-        listen,
-        auth,
-        handshake_timeout,
-        tick_interval,
-        ping_interval: Duration::from_millis(WS_PING_INTERVAL_MS),
-        shutdown_grace,
-        log_level,
-        log_file,
-        audit_file,
-        tunnels,
-        lockout,
-        bind,
-        optional_listen,
-        policy,
-        inputs: inputs.clone(),
-    })
+    (log_file, paths.state_dir.join("logs").join("audit.jsonl"))
 }
 
 /// A config value error naming the file and the key.
@@ -405,134 +401,6 @@ fn resolve_port(
         DEV_PORT
     } else {
         DEFAULT_PORT
-    })
-}
-
-type Listen = (BindPlan, Vec<SocketAddr>, Vec<SocketAddr>);
-
-/// Turns the bind mode into listen addresses (PROTOCOL §6 "Bind modes").
-fn resolve_bind(
-    inputs: &Inputs,
-    file: &FileConfig,
-    cfg: &Path,
-    port: u16,
-    host: &HostInfo,
-) -> Result<Listen, ConfigError> {
-    let g = &file.gateway;
-    let (bind, source) = match (&inputs.bind, &g.bind) {
-        (Some(b), _) => (b.trim().to_string(), Source::Flag("--bind")),
-        (None, Some(b)) => (
-            b.trim().to_string(),
-            Source::File(cfg.to_path_buf(), "gateway.bind"),
-        ),
-        _ => ("loopback".to_string(), Source::Default),
-    };
-    let v4 = |ip: Ipv4Addr| SocketAddr::new(IpAddr::V4(ip), port);
-    let v6 = |ip: Ipv6Addr| SocketAddr::new(IpAddr::V6(ip), port);
-    let loopback = vec![v4(Ipv4Addr::LOCALHOST), v6(Ipv6Addr::LOCALHOST)];
-    let opt_v6 = vec![v6(Ipv6Addr::LOCALHOST)];
-    let plan = |mode, host, exposed| BindPlan {
-        mode,
-        host,
-        exposed,
-        warning: None,
-        source: source.clone(),
-    };
-    let lan = |mode| {
-        (
-            plan(mode, None, true),
-            vec![v4(Ipv4Addr::UNSPECIFIED), v6(Ipv6Addr::UNSPECIFIED)],
-            vec![v6(Ipv6Addr::UNSPECIFIED)],
-        )
-    };
-    // `--bind 10.0.0.5` is `custom` with that address.
-    let literal = bind.parse::<IpAddr>().ok();
-    let custom_host = || -> Result<IpAddr, ConfigError> {
-        if let Some(ip) = literal {
-            return Ok(ip);
-        }
-        let Some(h) = g.custom_bind_host.as_deref() else {
-            return Err(ConfigError::Refused(format!(
-                "bind mode \"custom\" ({source}) needs an address: set gateway.customBindHost \
-                 in {} or pass --bind <IP>",
-                cfg.display()
-            )));
-        };
-        h.trim()
-            .trim_matches(|c| c == '[' || c == ']')
-            .parse::<IpAddr>()
-            .map_err(|_| {
-                invalid(
-                    cfg,
-                    "gateway.customBindHost",
-                    format!("{h:?} is not an IP address (e.g. \"192.168.1.10\" or \"::1\")"),
-                )
-            })
-    };
-    if literal.is_none() && bind != "custom" && g.custom_bind_host.is_some() {
-        return Err(invalid(
-            cfg,
-            "gateway.customBindHost",
-            format!("is set, but the bind mode is {bind:?} ({source}); use bind \"custom\" or remove it"),
-        ));
-    }
-    Ok(match bind.as_str() {
-        "loopback" => (plan("loopback", None, false), loopback, opt_v6),
-        "lan" => lan("lan"),
-        "auto" if (host.in_container)() => lan("auto"),
-        "auto" => (plan("auto", None, false), loopback, opt_v6),
-        "tailnet" => {
-            let tailnet: ipnet::Ipv4Net = "100.64.0.0/10".parse().expect("constant CIDR");
-            let found = (host.addrs)().into_iter().find_map(|a| match a {
-                IpAddr::V4(v) if tailnet.contains(&v) => Some(v),
-                _ => None,
-            });
-            match found {
-                Some(ip) => (
-                    plan("tailnet", Some(IpAddr::V4(ip)), true),
-                    vec![v4(ip), v4(Ipv4Addr::LOCALHOST), v6(Ipv6Addr::LOCALHOST)],
-                    opt_v6,
-                ),
-                None => {
-                    let mut p = plan("tailnet", None, false);
-                    p.warning = Some(
-                        "bind mode \"tailnet\": no Tailscale address (100.64.0.0/10) on any \
-                         interface; listening on loopback only (is tailscaled up?)"
-                            .into(),
-                    );
-                    (p, loopback, opt_v6)
-                }
-            }
-        }
-        _ if literal.is_some() || bind == "custom" => {
-            let ip = custom_host()?;
-            if ip.is_unspecified() {
-                (
-                    plan("custom", Some(ip), true),
-                    vec![SocketAddr::new(ip, port)],
-                    Vec::new(),
-                )
-            } else if ip.is_loopback() {
-                (
-                    plan("custom", Some(ip), false),
-                    vec![SocketAddr::new(ip, port)],
-                    Vec::new(),
-                )
-            } else {
-                // A specific address also keeps the loopback listener local clients expect.
-                (
-                    plan("custom", Some(ip), true),
-                    vec![SocketAddr::new(ip, port), v4(Ipv4Addr::LOCALHOST)],
-                    Vec::new(),
-                )
-            }
-        }
-        other => {
-            return Err(ConfigError::Refused(format!(
-                "bind mode {other:?} ({source}) is not one of loopback, lan, tailnet, custom, \
-                 auto, or an IP address"
-            )))
-        }
     })
 }
 

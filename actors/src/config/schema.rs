@@ -191,7 +191,7 @@ pub struct TailscaleAuthConfig {
 }
 
 /// `gateway.tls`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TlsConfig {
     /// Serve HTTPS+WSS on the gateway port.
@@ -283,7 +283,7 @@ pub struct NodeCommandsConfig {
 }
 
 /// `gateway.reload`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ReloadConfig {
     /// `hybrid` | `off`.
@@ -291,7 +291,7 @@ pub struct ReloadConfig {
 }
 
 /// `browser.*`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BrowserConfig {
     /// Chrome DevTools Protocol URL. Never share it: CDP is full browser control.
@@ -299,7 +299,7 @@ pub struct BrowserConfig {
 }
 
 /// `logging.*`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LoggingConfig {
     /// `error` | `warn` | `info` | `debug` | `trace`.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::load::ConfigError;
 
 /// One tunnel as written in the file.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TunnelConfig {
     /// Unique name (letters, digits, `-`, `_`).
@@ -49,7 +49,7 @@ pub struct TunnelConfig {
 }
 
 /// `healthCheck`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HealthCheckConfig {
     /// `gateway` (default: WebSocket upgrade and the `connect.challenge` from the far gateway)
@@ -64,7 +64,7 @@ pub struct HealthCheckConfig {
 }
 
 /// `backoff`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BackoffConfig {
     /// First delay (default 250).
@@ -199,6 +199,7 @@ pub fn validate(tunnels: &[TunnelConfig], file: &Path) -> Result<Vec<TunnelSpec>
     Ok(out)
 }
 
+/// Validates one tunnel (`at` is its key path, `tunnels[i]`) and applies defaults.
 fn validate_one(t: &TunnelConfig, at: &str, file: &Path) -> Result<TunnelSpec, ConfigError> {
     if !ok_word(&t.name) {
         return Err(err(
@@ -207,103 +208,15 @@ fn validate_one(t: &TunnelConfig, at: &str, file: &Path) -> Result<TunnelSpec, C
             "use letters, digits, '-' and '_'",
         ));
     }
-    let direction = match t.direction.as_deref().unwrap_or("local") {
-        "local" => Direction::Local,
-        "remote" => Direction::Remote,
-        other => {
-            return Err(err(
-                file,
-                format!("{at}.direction"),
-                format!("{other:?} is not \"local\" or \"remote\""),
-            ))
-        }
-    };
+    let direction = parse_direction(t.direction.as_deref(), at, file)?;
     let (target, ssh_port) =
         split_target(&t.ssh_target).map_err(|m| err(file, format!("{at}.sshTarget"), m))?;
-    for (key, port) in [("localPort", t.local_port), ("remotePort", t.remote_port)] {
-        if port == 0 {
-            return Err(err(file, format!("{at}.{key}"), "must be 1-65535"));
-        }
-    }
-    let remote_host = t.remote_host.clone().unwrap_or_else(|| "127.0.0.1".into());
-    if remote_host.is_empty()
-        || remote_host.chars().any(|c| c.is_whitespace() || c == '/')
-        || remote_host.starts_with('-')
-    {
-        return Err(err(
-            file,
-            format!("{at}.remoteHost"),
-            "must be a host name or address",
-        ));
-    }
-    let mut options = default_options();
-    for (k, v) in t.ssh_options.clone().unwrap_or_default() {
-        let path = format!("{at}.sshOptions.{k}");
-        if !k.chars().all(|c| c.is_ascii_alphanumeric()) || v.contains(['\n', '\r']) || v.is_empty()
-        {
-            return Err(err(
-                file,
-                path,
-                "keys are ssh_config option names, values one non-empty line",
-            ));
-        }
-        let lk = k.to_ascii_lowercase();
-        if lk == "stricthostkeychecking" && !v.eq_ignore_ascii_case("yes") {
-            return Err(err(
-                file,
-                path,
-                "host-key checking stays on; pin the host key with knownHostsFile instead",
-            ));
-        }
-        if lk == "userknownhostsfile" && v.trim() == "/dev/null" {
-            return Err(err(
-                file,
-                path,
-                "a /dev/null known_hosts turns host-key checking off; use knownHostsFile",
-            ));
-        }
-        if matches!(
-            lk.as_str(),
-            "localcommand" | "permitlocalcommand" | "proxycommand" | "remotecommand"
-        ) {
-            return Err(err(
-                file,
-                path,
-                "command options are not allowed in a tunnel (use an ~/.ssh/config alias)",
-            ));
-        }
-        options.retain(|ok, _| !ok.eq_ignore_ascii_case(&k));
-        options.insert(k, v);
-    }
+    check_ports(t, at, file)?;
+    let remote_host = parse_remote_host(t.remote_host.as_deref(), at, file)?;
+    let options = merge_options(t.ssh_options.clone().unwrap_or_default(), at, file)?;
     let h = t.health_check.clone().unwrap_or_default();
-    let probe = match (direction, h.kind.as_deref()) {
-        (Direction::Remote, None) => None,
-        (_, None | Some("gateway")) => Some(ProbeKind::Gateway),
-        (_, Some("tcp")) => Some(ProbeKind::Tcp),
-        (_, Some(other)) => {
-            return Err(err(
-                file,
-                format!("{at}.healthCheck.kind"),
-                format!("{other:?} is not \"tcp\" or \"gateway\""),
-            ))
-        }
-    };
-    let probe = if direction == Direction::Remote {
-        None
-    } else {
-        probe
-    };
-    let ms = |v: Option<u64>, d: u64, min: u64, key: &str| -> Result<Duration, ConfigError> {
-        let v = v.unwrap_or(d);
-        if v < min {
-            return Err(err(
-                file,
-                format!("{at}.{key}"),
-                format!("must be at least {min} ms"),
-            ));
-        }
-        Ok(Duration::from_millis(v))
-    };
+    let probe = probe_kind(direction, h.kind.as_deref(), at, file)?;
+    let ms = |v: Option<u64>, d: u64, min: u64, key: &str| millis(v, d, min, at, key, file);
     let b = t.backoff.clone().unwrap_or_default();
     let spec = TunnelSpec {
         name: t.name.clone(),
@@ -327,6 +240,156 @@ fn validate_one(t: &TunnelConfig, at: &str, file: &Path) -> Result<TunnelSpec, C
         reset_after: ms(b.reset_after_ms, 5_000, 0, "backoff.resetAfterMs")?,
         gate_time: ms(t.gate_time_ms, 2_000, 0, "gateTimeMs")?,
     };
+    check_backoff(&spec, at, file)?;
+    Ok(spec)
+}
+
+/// `direction`: `local` (the default) or `remote`.
+fn parse_direction(
+    direction: Option<&str>,
+    at: &str,
+    file: &Path,
+) -> Result<Direction, ConfigError> {
+    match direction.unwrap_or("local") {
+        "local" => Ok(Direction::Local),
+        "remote" => Ok(Direction::Remote),
+        other => Err(err(
+            file,
+            format!("{at}.direction"),
+            format!("{other:?} is not \"local\" or \"remote\""),
+        )),
+    }
+}
+
+/// `localPort` and `remotePort` must not be 0.
+fn check_ports(t: &TunnelConfig, at: &str, file: &Path) -> Result<(), ConfigError> {
+    for (key, port) in [("localPort", t.local_port), ("remotePort", t.remote_port)] {
+        if port == 0 {
+            return Err(err(file, format!("{at}.{key}"), "must be 1-65535"));
+        }
+    }
+    Ok(())
+}
+
+/// `remoteHost` (default 127.0.0.1): a host name or address ssh cannot read as an option.
+fn parse_remote_host(host: Option<&str>, at: &str, file: &Path) -> Result<String, ConfigError> {
+    let remote_host = host.map_or_else(|| "127.0.0.1".to_string(), str::to_string);
+    if remote_host.is_empty()
+        || remote_host.chars().any(|c| c.is_whitespace() || c == '/')
+        || remote_host.starts_with('-')
+    {
+        return Err(err(
+            file,
+            format!("{at}.remoteHost"),
+            "must be a host name or address",
+        ));
+    }
+    Ok(remote_host)
+}
+
+/// [`default_options`] with the tunnel's `sshOptions` checked and laid over them (keys
+/// compared case-insensitively).
+fn merge_options(
+    overrides: BTreeMap<String, String>,
+    at: &str,
+    file: &Path,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut options = default_options();
+    for (k, v) in overrides {
+        check_option(&k, &v, format!("{at}.sshOptions.{k}"), file)?;
+        options.retain(|ok, _| !ok.eq_ignore_ascii_case(&k));
+        options.insert(k, v);
+    }
+    Ok(options)
+}
+
+/// One `sshOptions` entry: a plain option name and one line of value, never one that turns
+/// host-key checking off or runs a command.
+fn check_option(k: &str, v: &str, path: String, file: &Path) -> Result<(), ConfigError> {
+    if !k.chars().all(|c| c.is_ascii_alphanumeric()) || v.contains(['\n', '\r']) || v.is_empty() {
+        return Err(err(
+            file,
+            path,
+            "keys are ssh_config option names, values one non-empty line",
+        ));
+    }
+    let lk = k.to_ascii_lowercase();
+    if lk == "stricthostkeychecking" && !v.eq_ignore_ascii_case("yes") {
+        return Err(err(
+            file,
+            path,
+            "host-key checking stays on; pin the host key with knownHostsFile instead",
+        ));
+    }
+    if lk == "userknownhostsfile" && v.trim() == "/dev/null" {
+        return Err(err(
+            file,
+            path,
+            "a /dev/null known_hosts turns host-key checking off; use knownHostsFile",
+        ));
+    }
+    if matches!(
+        lk.as_str(),
+        "localcommand" | "permitlocalcommand" | "proxycommand" | "remotecommand"
+    ) {
+        return Err(err(
+            file,
+            path,
+            "command options are not allowed in a tunnel (use an ~/.ssh/config alias)",
+        ));
+    }
+    Ok(())
+}
+
+/// `healthCheck.kind` (default `gateway`); remote tunnels have nothing to probe locally, but
+/// a bad kind is still refused.
+fn probe_kind(
+    direction: Direction,
+    kind: Option<&str>,
+    at: &str,
+    file: &Path,
+) -> Result<Option<ProbeKind>, ConfigError> {
+    let probe = match (direction, kind) {
+        (Direction::Remote, None) => None,
+        (_, None | Some("gateway")) => Some(ProbeKind::Gateway),
+        (_, Some("tcp")) => Some(ProbeKind::Tcp),
+        (_, Some(other)) => {
+            return Err(err(
+                file,
+                format!("{at}.healthCheck.kind"),
+                format!("{other:?} is not \"tcp\" or \"gateway\""),
+            ))
+        }
+    };
+    Ok(if direction == Direction::Remote {
+        None
+    } else {
+        probe
+    })
+}
+
+/// A duration in ms at `{at}.{key}`: `v`, or `default`; at least `min`.
+fn millis(
+    v: Option<u64>,
+    default: u64,
+    min: u64,
+    at: &str,
+    key: &str,
+    file: &Path,
+) -> Result<Duration, ConfigError> {
+    let v = v.unwrap_or(default);
+    if v < min {
+        return Err(err(
+            file,
+            format!("{at}.{key}"),
+            format!("must be at least {min} ms"),
+        ));
+    }
+    Ok(Duration::from_millis(v))
+}
+
+/// Backoff factor, jitter and the initial delay against the cap.
+fn check_backoff(spec: &TunnelSpec, at: &str, file: &Path) -> Result<(), ConfigError> {
     if !(1.0..=10.0).contains(&spec.backoff_multiplier) {
         return Err(err(
             file,
@@ -348,7 +411,7 @@ fn validate_one(t: &TunnelConfig, at: &str, file: &Path) -> Result<TunnelSpec, C
             "must not exceed backoff.maxMs",
         ));
     }
-    Ok(spec)
+    Ok(())
 }
 
 /// Splits `user@host[:port]` / `alias`; refuses anything ssh could read as an option.
@@ -419,7 +482,8 @@ mod tests {
 
     #[test]
     fn error_table() {
-        let cases: Vec<(Box<dyn Fn(&mut TunnelConfig)>, &str)> = vec![
+        type Mutate = Box<dyn Fn(&mut TunnelConfig)>;
+        let cases: Vec<(Mutate, &str)> = vec![
             (Box::new(|t| t.name = "bad name".into()), "tunnels[0].name"),
             (
                 Box::new(|t| t.direction = Some("sideways".into())),
