@@ -2,6 +2,10 @@
 //! and the time-driven behaviour under paused tokio time — presence coalescing, root
 //! restart backoff and intensity, the handshake timeout — plus the one reply path (slow
 //! consumers close 1008, the per-session in-flight cap) and `config.get` after a reload.
+//!
+//! Paused time auto-advances whenever the runtime has nothing to do, including while it
+//! waits on the blocking pool or the audit thread, so a timeout could fire early there:
+//! tests whose critical path leaves the runtime (disk reads, large writes) use real time.
 
 mod common;
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use super::io::WsStream;
-use super::{Admitted, SessionActor, SessionArgs, SessionCtx, SessionMsg, SessionRef};
+use super::{Admitted, SessionArgs, SessionCtx, SessionMsg, SessionRef};
 use crate::audit::AuditEvent;
 use crate::shared::{ConnFacts, Counters, Hub};
 use crate::supervisor::{Backoff, Decision, Intensity, Supervisor};
@@ -224,8 +224,8 @@ async fn open(me: &ActorRef<SessionManagerMsg>, st: &mut SessionManagerState, co
         admitted: conn.admitted,
         ctx: st.ctx.clone(),
     };
-    match Actor::spawn_linked(None, SessionActor, args, me.get_cell()).await {
-        Ok((session, _)) => {
+    match super::spawn(args, me.get_cell()).await {
+        Ok(session) => {
             st.sup.started(&conn_id, session.get_cell());
             st.sessions.insert(session.get_id(), (conn_id, session));
         }

@@ -131,6 +131,16 @@ pub enum SessionMsg {
 /// Reference to a session.
 pub type SessionRef = ActorRef<SessionMsg>;
 
+/// Starts a session linked to `supervisor` (the SessionManager).
+pub async fn spawn(
+    args: SessionArgs,
+    supervisor: ractor::ActorCell,
+) -> Result<SessionRef, ractor::SpawnErr> {
+    Ok(Actor::spawn_linked(None, SessionActor, args, supervisor)
+        .await?
+        .0)
+}
+
 enum Phase {
     Handshake,
     Ready(Box<Identity>),
