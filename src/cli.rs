@@ -71,6 +71,9 @@ pub enum Command {
     /// Configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// TLS on the gateway port (`gateway.tls`).
+    #[command(subcommand)]
+    Tls(TlsCmd),
     /// Shell completions.
     #[command(
         after_help = "Examples:\n  openclaw completions bash > ~/.local/share/bash-completion/completions/openclaw"
@@ -240,6 +243,24 @@ pub enum TokenCmd {
         /// Length (at least 32).
         #[arg(long, default_value_t = 48)]
         length: usize,
+    },
+}
+
+/// `openclaw config …`.
+#[derive(Debug, Subcommand)]
+pub enum TlsCmd {
+    /// Print the SHA-256 fingerprint of the gateway's certificate (no running gateway
+    /// needed): what a client pins with `--tls-fingerprint` or `gateway.remote.tlsFingerprint`.
+    #[command(
+        after_help = "Examples:\n  openclaw tls fingerprint\n  openclaw tls fingerprint --json"
+    )]
+    Fingerprint {
+        /// Config file (default: the active profile's).
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

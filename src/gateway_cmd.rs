@@ -198,8 +198,20 @@ impl Report {
     }
 
     fn print(&self, gw: &gateway::Gateway) {
-        for addr in gw.listeners() {
-            crate::out!("listening on ws://{addr}");
+        for url in gw.hub.registry.listener_urls() {
+            crate::out!("listening on {url}");
+        }
+        if let Some(t) = &gw.hub.tls {
+            let m = t.current();
+            let expires = m
+                .not_after
+                .map(openclaw_actors::tls::date)
+                .unwrap_or_else(|| "unknown".into());
+            crate::out!(
+                "tls: {} (expires {expires}; {})",
+                openclaw_actors::tls::fingerprint::display(&m.fingerprint),
+                t.settings.cert_path.display()
+            );
         }
         let live = gw.hub.live.get();
         match (self.mode, gw.runtime_token_path()) {

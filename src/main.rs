@@ -21,7 +21,7 @@ macro_rules! out {
     }};
 }
 
-use cli::{Command, ConfigCmd, DevicesCmd, GatewayCmd, TokenCmd, TunnelCmd};
+use cli::{Command, ConfigCmd, DevicesCmd, GatewayCmd, TlsCmd, TokenCmd, TunnelCmd};
 use commands::{admin, devices, logs, ping, query, tunnel};
 
 fn main() {
@@ -67,6 +67,9 @@ fn main() {
             devices::revoke(g, &target, &device_id)
         }
         Command::Token(TokenCmd::Generate { length }) => admin::token_generate(length),
+        Command::Tls(TlsCmd::Fingerprint { config, json }) => {
+            admin::tls_fingerprint(g, config, json)
+        }
         Command::Config(ConfigCmd::Validate { config, json }) => {
             admin::config_validate(g, config, json)
         }

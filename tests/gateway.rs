@@ -451,8 +451,8 @@ fn startup_refusals_exit_2_with_the_reason() {
             "is not one of loopback, lan, tailnet, custom, auto, or an IP address",
         ),
         (
-            opts_with_config(r#"{ gateway: { tls: { enabled: true, cert: "/c", key: "/k" } } }"#),
-            "gateway.tls.enabled",
+            opts_with_config(r#"{ gateway: { tls: { enabled: true, minVersion: "1.1" } } }"#),
+            "gateway.tls.minVersion",
         ),
         (
             opts_with_config(r#"{ gateway: { rateLimit: { enabled: true, maxRequests: 0 } } }"#),

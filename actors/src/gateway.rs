@@ -15,6 +15,7 @@ use crate::config::{AuthMode, Settings};
 use crate::root::{RootActor, RootArgs, RootMsg, RootRef};
 use crate::shared::Hub;
 use crate::state;
+use crate::tls::TlsState;
 use crate::wiring::Peers;
 
 /// A running gateway.
@@ -37,8 +38,9 @@ pub struct StartError(pub String);
 /// Prepares the state dir and runtime token, then starts the actor tree.
 pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
     let (secrets, token_path) = prepare_state(&settings)?;
+    let tls = prepare_tls(&settings)?;
     let (handle, audit_args) = audit::channel(settings.audit_file.clone());
-    let hub = Hub::new(settings, handle, token_path, secrets);
+    let hub = Hub::new(settings, handle, token_path, secrets, tls);
     let peers = Peers::default();
     let args = RootArgs {
         hub: hub.clone(),
@@ -86,6 +88,18 @@ fn prepare_state(settings: &Settings) -> Result<(Secrets, Option<std::path::Path
         password: settings.auth.password.clone(),
     };
     Ok((secrets, token_path))
+}
+
+/// With `gateway.tls.enabled`: the served pair, generated first when allowed.
+fn prepare_tls(settings: &Settings) -> Result<Option<std::sync::Arc<TlsState>>, StartError> {
+    let Some(t) = &settings.tls else {
+        return Ok(None);
+    };
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let first = t.prepare(&hostname).map_err(StartError)?;
+    Ok(Some(TlsState::new(t.clone(), first)))
 }
 
 fn startup_reason(e: &ractor::SpawnErr) -> String {

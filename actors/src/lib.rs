@@ -27,6 +27,8 @@
 //!   ([`session::methods`]) with `logs.tail` cursors ([`session::logtail`]).
 //! - [`tunnel`]: the TunnelSupervisor ([`tunnel::supervisor`]), the Tunnel actor, its pure
 //!   ssh state machine, the ssh process owner, probes.
+//! - [`tls`]: TLS on the gateway port (served pair, checks, self-signed generation,
+//!   fingerprints).
 //! - [`protocol`]: the wire protocol without I/O (frames, errors, versions, scopes, devices).
 //! - [`state`]: state-dir files (atomic 0600 writes, runtime token).
 //! - [`secret`]: masked secrets and constant-time comparison.
@@ -48,5 +50,6 @@ pub mod session;
 pub mod shared;
 pub mod state;
 pub mod supervisor;
+pub mod tls;
 pub mod tunnel;
 pub mod wiring;

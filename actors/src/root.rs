@@ -1,6 +1,7 @@
 //! The root supervisor (one_for_one). Its children are data: [`children`] lists one
 //! [`ChildSpec`] per child, in start order — AuditLogger, Auth, RateLimiter, Reloader,
-//! Presence, SessionManager, TunnelSupervisor, then one Listener per address (none for
+//! Presence, SessionManager, TunnelSupervisor, the TLS reloader (with TLS on), then one
+//! Listener per address (none for
 //! `openclaw tunnel run`). Each spec carries its start function and the typed slot it fills,
 //! so a restarted child is reachable again at once. All are permanent: a crashed child is
 //! restarted after a jittered backoff; more than 5 restarts in 30 s escalates (the root
@@ -22,6 +23,7 @@ use crate::presence::{self, PresenceArgs};
 use crate::session::manager::{self, SessionManagerArgs, SessionManagerMsg};
 use crate::shared::Hub;
 use crate::supervisor::{Backoff, ChildSpec, Decision, Intensity, Restart, Supervisor};
+use crate::tls::reloader::{self as tls_reloader, TlsReloaderArgs};
 use crate::tunnel::supervisor::{self as tunnel_sup, TunnelSupArgs};
 use crate::tunnel::TunnelEnv;
 use crate::wiring::Peers;
@@ -150,6 +152,29 @@ pub fn children(args: &RootArgs) -> (Vec<ChildSpec>, Vec<String>) {
             tunnel_sup::spawn,
         ),
     ];
+    if let Some(state) = &hub.tls {
+        let watch = s
+            .file
+            .gateway
+            .reload
+            .as_ref()
+            .and_then(|r| r.mode.as_deref())
+            != Some("off");
+        let args = TlsReloaderArgs {
+            state: state.clone(),
+            audit: hub.audit.clone(),
+            watch,
+        };
+        let slot = Some(peers.tls.clone());
+        v.push(ChildSpec::new(
+            "tls",
+            p,
+            secs(5),
+            args,
+            slot,
+            tls_reloader::spawn,
+        ));
+    }
     let listeners = listeners(hub, peers);
     let names = listeners.iter().map(|c| c.name.clone()).collect();
     v.extend(listeners);

@@ -140,6 +140,8 @@ pub struct Registry {
     conns: Mutex<HashMap<String, Arc<ConnStats>>>,
     /// Set when shutdown begins: new connections are refused.
     pub shutting_down: AtomicBool,
+    /// `wss` when the listeners speak TLS, else `ws`.
+    scheme: &'static str,
 }
 
 /// Gateway-wide counters.
@@ -227,6 +229,8 @@ pub struct Hub {
     pub preauth: Arc<PreauthTable>,
     /// Audit producer handle.
     pub audit: AuditHandle,
+    /// The served TLS pair, when the listeners speak TLS.
+    pub tls: Option<Arc<crate::tls::TlsState>>,
 }
 
 // === impl Facts ===
@@ -266,10 +270,11 @@ impl Facts {
 // === impl Registry ===
 
 impl Registry {
-    /// An empty registry expecting `port` (0: any).
-    pub fn new(port: u16) -> Self {
+    /// An empty registry expecting `port` (0: any); `tls` when the listeners speak TLS.
+    pub fn new(port: u16, tls: bool) -> Self {
         Self {
             port: AtomicU16::new(port),
+            scheme: if tls { "wss" } else { "ws" },
             ..Default::default()
         }
     }
@@ -334,11 +339,16 @@ impl Registry {
         lock(&self.listeners).clone()
     }
 
-    /// `ws://` URLs of the listeners.
+    /// `ws://` (or `wss://`) URLs of the listeners.
     pub fn listener_urls(&self) -> Vec<String> {
+        let scheme = if self.scheme.is_empty() {
+            "ws"
+        } else {
+            self.scheme
+        };
         self.listeners()
             .iter()
-            .map(|a| format!("ws://{a}"))
+            .map(|a| format!("{scheme}://{a}"))
             .collect()
     }
 
@@ -449,6 +459,7 @@ impl Hub {
         audit: AuditHandle,
         runtime_token_path: Option<PathBuf>,
         secrets: Secrets,
+        tls: Option<Arc<crate::tls::TlsState>>,
     ) -> Self {
         let file_hash = crate::config::load::file_hash(&settings.paths.config_path);
         let live = LiveConfig::new(&settings, secrets, file_hash);
@@ -458,7 +469,7 @@ impl Hub {
             Instant::now(),
         );
         Self {
-            registry: Arc::new(Registry::new(settings.port)),
+            registry: Arc::new(Registry::new(settings.port, tls.is_some())),
             facts: Arc::new(Facts::new(settings, runtime_token_path)),
             counters: Arc::default(),
             live: Arc::new(live),
@@ -466,6 +477,7 @@ impl Hub {
             limiter: Arc::new(limiter),
             preauth: Arc::default(),
             audit,
+            tls,
         }
     }
 

@@ -16,6 +16,7 @@ use crate::guard::limiter_actor::RateLimiterMsg;
 use crate::presence::PresenceMsg;
 use crate::session::manager::SessionManagerMsg;
 use crate::shared::{read, write};
+use crate::tls::reloader::TlsReloaderMsg;
 use crate::tunnel::supervisor::TunnelSupMsg;
 
 /// The current reference to one actor, or nothing while it is (re)starting. Cloning shares
@@ -38,6 +39,8 @@ pub struct Peers {
     pub tunnels: Slot<TunnelSupMsg>,
     /// The Reloader.
     pub reloader: Slot<ReloaderMsg>,
+    /// The TLS reloader (empty when TLS is off).
+    pub tls: Slot<TlsReloaderMsg>,
 }
 
 /// Why a call through a slot got no answer.

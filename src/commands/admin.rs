@@ -178,6 +178,60 @@ impl<W: std::io::Write> std::io::Write for IgnorePipe<W> {
     }
 }
 
+/// `openclaw tls fingerprint`: the certificate the gateway serves (or would serve), from
+/// the config's `gateway.tls` paths.
+pub fn tls_fingerprint(global: &Global, path: Option<PathBuf>, as_json: bool) -> i32 {
+    use openclaw_actors::tls::{fingerprint, material};
+    let inputs = Inputs {
+        config: path,
+        profile: global.profile.clone(),
+        dev: global.dev,
+        ..Default::default()
+    };
+    let env = |k: &str| std::env::var(k).ok();
+    let s = match config::resolve(&inputs, &env) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("openclaw tls fingerprint: {e}");
+            return 2;
+        }
+    };
+    let Some(t) = &s.tls else {
+        eprintln!(
+            "openclaw tls fingerprint: TLS is off in {} (set gateway.tls.enabled: true)",
+            s.paths.config_path.display()
+        );
+        return 2;
+    };
+    let pem = match material::read_bounded(&t.cert_path, "certificate") {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("openclaw tls fingerprint: {e} (start the gateway once to generate it, or set gateway.tls.certPath)");
+            return 1;
+        }
+    };
+    use openclaw_actors::tls::PemCert;
+    let Some(der) = PemCert::first(&pem) else {
+        eprintln!(
+            "openclaw tls fingerprint: {} holds no PEM certificate",
+            t.cert_path.display()
+        );
+        return 1;
+    };
+    let fp = fingerprint::display(&fingerprint::sha256_hex(&der));
+    let not_after = material::not_after(&der);
+    if as_json {
+        print_json(&json!({
+            "fingerprintSha256": fp,
+            "certPath": t.cert_path.display().to_string(),
+            "notAfter": not_after.map(|t| t * 1000),
+        }));
+    } else {
+        crate::out!("{fp}");
+    }
+    0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

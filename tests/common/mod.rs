@@ -269,7 +269,10 @@ impl Gw {
         while port.is_none() && Instant::now() < deadline {
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(l) => {
-                    if let Some(rest) = l.strip_prefix("listening on ws://") {
+                    let rest = l
+                        .strip_prefix("listening on ws://")
+                        .or_else(|| l.strip_prefix("listening on wss://"));
+                    if let Some(rest) = rest {
                         port = rest.rsplit(':').next().and_then(|p| p.trim().parse().ok());
                     }
                     lines.push(l);

@@ -19,6 +19,8 @@
 //! | `config.reload` | a reload (applied, restart-required keys, or the error) |
 //! | `tunnel.state` / `tunnel.kill` / `tunnel.actor_restarted` | tunnel life |
 //! | `audit.recovered` | a partial last line left by a crash was removed |
+//! | `tls.reloaded` / `tls.reload_failed` | a new certificate is served / a bad pair was refused (the old one stays) |
+//! | `tls.expiring` | the served certificate expires within 14 days (once a day) |
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -141,6 +143,12 @@ pub const EVENTS: &[(&str, &[&str])] = &[
     ("tunnel.kill", &["tunnel", "reason", "pid"]),
     ("tunnel.actor_restarted", &["actor", "inMs"]),
     ("audit.recovered", &["note"]),
+    (
+        "tls.reloaded",
+        &["trigger", "oldFingerprint", "newFingerprint"],
+    ),
+    ("tls.reload_failed", &["trigger", "reason"]),
+    ("tls.expiring", &["fingerprint", "notAfter", "daysLeft"]),
 ];
 
 /// Who a handshake came from, as `auth.ok` / `auth.fail` record it.
@@ -397,6 +405,29 @@ impl AuditEvent {
         Self::new("audit.recovered").with("note", "partial last line removed after a crash")
     }
 
+    /// `tls.reloaded`: new handshakes get `new` (fingerprints as lowercase hex).
+    pub fn tls_reloaded(trigger: &str, old: &str, new: &str) -> Self {
+        Self::new("tls.reloaded")
+            .with("trigger", trigger)
+            .with("oldFingerprint", format!("sha256:{old}"))
+            .with("newFingerprint", format!("sha256:{new}"))
+    }
+
+    /// `tls.reload_failed`: the pair was refused and the served one stays.
+    pub fn tls_reload_failed(trigger: &str, reason: &str) -> Self {
+        Self::new("tls.reload_failed")
+            .with("trigger", trigger)
+            .with("reason", reason)
+    }
+
+    /// `tls.expiring`: `not_after` in seconds since the epoch.
+    pub fn tls_expiring(fingerprint: &str, not_after: i64, days_left: i64) -> Self {
+        Self::new("tls.expiring")
+            .with("fingerprint", format!("sha256:{fingerprint}"))
+            .with("notAfter", not_after * 1000)
+            .with("daysLeft", days_left)
+    }
+
     /// The fields [`EVENTS`] lists for this event (empty for an unlisted one).
     pub fn allowed_fields(&self) -> &'static [&'static str] {
         EVENTS
@@ -474,6 +505,9 @@ mod tests {
             AuditEvent::tunnel_kill("t", "probe").with("pid", 1u32),
             AuditEvent::tunnel_actor_restarted("tunnel.t", d),
             AuditEvent::audit_recovered(),
+            AuditEvent::tls_reloaded("file", "aa", "bb"),
+            AuditEvent::tls_reload_failed("SIGHUP", "bad"),
+            AuditEvent::tls_expiring("aa", 1, 2),
         ];
         let mut seen = std::collections::BTreeSet::new();
         for ev in &all {

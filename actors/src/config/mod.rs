@@ -8,6 +8,7 @@ pub mod policy;
 pub mod reloader;
 pub mod resolve;
 pub mod schema;
+pub mod tls;
 pub mod tunnels;
 
 pub use bind::{BindPlan, HostInfo};

@@ -22,6 +22,7 @@ use crate::audit::{AuditEvent, AuditHandle};
 use crate::auth::rules::Secrets;
 use crate::guard::limiter_actor::RateLimiterMsg;
 use crate::shared::{Counters, Facts, Hub, Live, LiveConfig};
+use crate::tls::reloader::TlsReloaderMsg;
 use crate::wiring::{Peers, Slot};
 
 /// How often the config file is checked for changes.
@@ -43,6 +44,8 @@ pub struct ReloaderArgs {
     pub audit: AuditHandle,
     /// Told about new rate limits.
     pub limiter: Slot<RateLimiterMsg>,
+    /// Told to re-read the certificate on SIGHUP (and other explicit reloads).
+    pub tls: Slot<TlsReloaderMsg>,
 }
 
 /// Messages.
@@ -92,6 +95,7 @@ impl ReloaderArgs {
             counters: hub.counters.clone(),
             audit: hub.audit.clone(),
             limiter: peers.limiter.clone(),
+            tls: peers.tls.clone(),
         }
     }
 
@@ -157,6 +161,11 @@ impl Actor for ReloaderActor {
                 }
             }
             ReloaderMsg::Reload { trigger, reply_to } => {
+                // The certificate files too (their own actor; absent when TLS is off).
+                st.args.tls.cast(TlsReloaderMsg::Reload {
+                    trigger,
+                    reply_to: None,
+                });
                 st.stamp = st.args.stamp();
                 st.seen = st.args.hash();
                 let out = reload(&st.args, trigger).await;

@@ -130,6 +130,8 @@ pub struct Settings {
     pub policy: crate::guard::Policy,
     /// The command-line inputs, kept for reloads.
     pub inputs: Inputs,
+    /// TLS on every listener (`None`: plain HTTP/WS).
+    pub tls: Option<crate::tls::TlsSettings>,
 }
 
 // === impl Source ===
@@ -219,7 +221,9 @@ pub fn resolve_with(
     let lockout = resolve_lockout(&file, &cfg_path)?;
     check_cdp_ports(&file, &tunnels, port, &cfg_path)?;
     let policy = super::policy::resolve_policy(&file, &cfg_path, env, &auth, bind.exposed)?;
+    let tls = super::tls::resolve_tls(&file, &paths, &cfg_path, env)?;
     Ok(Settings {
+        tls,
         paths,
         config_file_exists: exists,
         file,
@@ -487,9 +491,6 @@ fn refused_unbuilt(cfg: &Path, key: &str, what: &str) -> ConfigError {
 /// Security features that are configured but not built refuse start-up.
 fn refuse_unbuilt(file: &FileConfig, cfg: &Path) -> Result<(), ConfigError> {
     let g = &file.gateway;
-    if g.tls.as_ref().is_some_and(|t| t.enabled == Some(true)) {
-        return Err(refused_unbuilt(cfg, "gateway.tls.enabled", "TLS listeners"));
-    }
     if let Some(t) = &g.tailscale {
         if t.mode.as_deref().is_some_and(|m| m != "off") {
             return Err(refused_unbuilt(

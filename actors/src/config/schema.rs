@@ -208,6 +208,8 @@ pub struct TlsConfig {
     pub key_path: Option<String>,
     /// CA bundle.
     pub ca_path: Option<String>,
+    /// Lowest TLS version accepted: `"1.3"` (default) or `"1.2"`.
+    pub min_version: Option<String>,
 }
 
 /// `gateway.remote`.

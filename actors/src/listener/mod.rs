@@ -154,21 +154,21 @@ impl Drop for ListenerState {
 }
 
 async fn accept_loop(listener: TcpListener, ctx: Arc<HttpCtx>) {
+    let tls = ctx
+        .hub
+        .tls
+        .as_ref()
+        .map(|t| tokio_rustls::TlsAcceptor::from(t.server_config()));
     loop {
         match listener.accept().await {
             Ok((tcp, peer)) => {
                 let _ = tcp.set_nodelay(true);
                 let ctx = ctx.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req| http::handle(req, peer, ctx.clone()));
-                    let conn = http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(HEADER_READ_TIMEOUT)
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(tcp), svc)
-                        .with_upgrades();
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "http connection ended with an error");
+                    match tls {
+                        Some(acceptor) => serve_tls(tcp, peer, ctx, acceptor).await,
+                        None => serve(tcp, peer, ctx).await,
                     }
                 });
             }
@@ -178,5 +178,56 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<HttpCtx>) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+/// Serves HTTP/1.1 (with upgrades) on one connection.
+async fn serve<I>(io: I, peer: SocketAddr, ctx: Arc<HttpCtx>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| http::handle(req, peer, ctx.clone()));
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::debug!(%peer, error = %e, "http connection ended with an error");
+    }
+}
+
+/// What a plain-HTTP request on the TLS port gets: a short, clear refusal, not a hang.
+const PLAIN_ON_TLS: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Connection: close\r\nContent-Length: 59\r\n\r\nthis port speaks TLS: use https:// or wss:// (gateway.tls)\n";
+
+/// The first byte of a TLS connection (a handshake record).
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// TLS: a plain-text first byte gets [`PLAIN_ON_TLS`]; otherwise the handshake (bounded by
+/// the header-read timeout), then HTTP over it.
+async fn serve_tls(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<HttpCtx>,
+    acceptor: tokio_rustls::TlsAcceptor,
+) {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HEADER_READ_TIMEOUT, tcp.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0] == TLS_HANDSHAKE => {}
+        Ok(Ok(1)) => {
+            use tokio::io::AsyncWriteExt;
+            let mut tcp = tcp;
+            let _ = tcp.write_all(PLAIN_ON_TLS).await;
+            let _ = tcp.shutdown().await;
+            return tracing::debug!(%peer, "plain request on the TLS port refused");
+        }
+        _ => return,
+    }
+    match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => serve(stream, peer, ctx).await,
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
     }
 }

@@ -347,6 +347,7 @@ fn status(hub: &Hub) -> Value {
         "channelSummary": [],
         "sessions": {"paths": [], "count": 0, "defaults": {}, "recent": [], "byAgent": []},
         "tunnels": hub.tunnels.rows(),
+        "tls": hub.tls.as_ref().map_or_else(|| json!({"enabled": false}), |t| t.status()),
         "security": security(hub),
     })
 }

@@ -24,7 +24,7 @@ fn hub() -> Hub {
         token: None,
         password: None,
     };
-    Hub::new(settings, audit, None, secrets)
+    Hub::new(settings, audit, None, secrets, None)
 }
 
 fn identity(scopes: &[&str]) -> Identity {
