@@ -6,11 +6,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::target::Target;
+use crate::transport::{self, Ws};
 
 /// Why a client command failed.
 #[derive(Debug)]
@@ -25,7 +24,7 @@ pub enum ClientError {
 
 /// An authenticated connection.
 pub struct Conn {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    ws: Ws,
     next: u64,
     timeout: Duration,
     /// The `hello-ok` payload.
@@ -73,15 +72,18 @@ impl Conn {
     /// Connects and authenticates with `scopes`.
     pub async fn open(t: &Target, scopes: &[&str], timeout: Duration) -> Result<Conn, ClientError> {
         let started = Instant::now();
-        let connect = tokio_tungstenite::connect_async(t.url.as_str());
-        let (ws, _) = match tokio::time::timeout(timeout, connect).await {
+        let connect = transport::connect(&t.url, t.pin.as_deref());
+        let ws = match tokio::time::timeout(timeout, connect).await {
             Err(_) => {
                 return Err(unreachable(
                     t,
                     &format!("no answer within {} ms", timeout.as_millis()),
                 ))
             }
-            Ok(Err(e)) => return Err(unreachable(t, &e.to_string())),
+            Ok(Err(e)) if e.contains("tls fingerprint") || e.starts_with("refusing") => {
+                return Err(ClientError::Unreachable(e))
+            }
+            Ok(Err(e)) => return Err(unreachable(t, &e)),
             Ok(Ok(x)) => x,
         };
         let mut c = Conn {

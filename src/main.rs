@@ -9,6 +9,7 @@ mod gateway_cmd;
 mod logging;
 mod signals;
 mod target;
+mod transport;
 
 use clap::Parser;
 

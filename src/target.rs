@@ -35,6 +35,10 @@ pub struct TargetArgs {
     /// Give up after this many milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     pub timeout: u64,
+    /// Pin the gateway's TLS certificate (wss:// only): its SHA-256 as 64 hex digits,
+    /// AA:BB:… pairs or sha256:<hex> (see `openclaw tls fingerprint` on the gateway).
+    #[arg(long, value_name = "SHA256")]
+    pub tls_fingerprint: Option<String>,
 }
 
 /// A resolved target.
@@ -54,6 +58,8 @@ pub struct Target {
     pub local: bool,
     /// The active profile's state dir.
     pub state_dir: PathBuf,
+    /// The certificate fingerprint to pin (lowercase hex), for `wss://`.
+    pub pin: Option<String>,
 }
 
 // === impl Target ===
@@ -119,15 +125,37 @@ pub fn local_port(global: &Global, file: &FileConfig) -> Result<u16, String> {
 }
 
 fn check_url(url: &str, source: &str) -> Result<String, String> {
-    if url.starts_with("wss://") {
-        return Err(format!("{url} ({source}): wss:// is not supported by this build yet; use an SSH tunnel and ws://127.0.0.1:PORT"));
-    }
-    if !url.starts_with("ws://") {
-        return Err(format!(
-            "{url:?} ({source}) is not a gateway URL: write it as ws://host:port"
-        ));
-    }
+    crate::transport::Url::parse(url).map_err(|e| format!("{e} ({source})"))?;
     Ok(url.to_string())
+}
+
+/// Reads a fingerprint from `source`; the error names the source.
+fn read_pin(value: &str, source: &str) -> Result<String, String> {
+    openclaw_actors::tls::fingerprint::normalize(value).map_err(|e| format!("{source}: {e}"))
+}
+
+/// The local gateway's URL and, with `gateway.tls.enabled`, the pin of its certificate file
+/// (the public certificate only; nothing is generated here).
+fn local_url(global: &Global, file: &FileConfig) -> Result<(String, Option<String>), String> {
+    let port = local_port(global, file)?;
+    let env = |k: &str| std::env::var(k).ok();
+    let paths = resolve_paths(None, global.profile.as_deref(), global.dev, &env)
+        .map_err(|e| e.to_string())?;
+    let tls = openclaw_actors::config::tls::resolve_tls(file, &paths, &paths.config_path, &env)
+        .map_err(|e| e.to_string())?;
+    let Some(tls) = tls else {
+        return Ok((format!("ws://127.0.0.1:{port}"), None));
+    };
+    let pem = std::fs::read(&tls.cert_path).map_err(|e| {
+        format!(
+            "the local gateway uses TLS but its certificate {} cannot be read: {e} (start it once, or pass --tls-fingerprint)",
+            tls.cert_path.display()
+        )
+    })?;
+    let der = openclaw_actors::tls::PemCert::first(&pem)
+        .ok_or_else(|| format!("{} holds no PEM certificate", tls.cert_path.display()))?;
+    let pin = openclaw_actors::tls::fingerprint::sha256_hex(&der);
+    Ok((format!("wss://127.0.0.1:{port}"), Some(pin)))
 }
 
 /// Resolves the target and credentials.
@@ -161,6 +189,7 @@ pub fn resolve(args: &TargetArgs, global: &Global) -> Result<Target, String> {
         creds_source: "none".into(),
         local: false,
         state_dir: state_dir.clone(),
+        pin: None,
     };
     let remote = file.gateway.remote.clone().unwrap_or_default();
     if let Some(u) = &args.gateway {
@@ -174,9 +203,21 @@ pub fn resolve(args: &TargetArgs, global: &Global) -> Result<Target, String> {
         t.url = check_url(&u, "config gateway.remote.url")?;
         t.source = "config gateway.remote.url".into();
     } else {
-        t.url = format!("ws://127.0.0.1:{}", local_port(global, &file)?);
+        let (url, pin) = local_url(global, &file)?;
+        t.url = url;
+        t.pin = pin;
         t.source = "local gateway".into();
         t.local = true;
+    }
+    // Pins: --tls-fingerprint > gateway.remote.tlsFingerprint (remote URL from the config or
+    // OPENCLAW_GATEWAY_URL) > the local gateway's certificate.
+    if let Some(fp) = &args.tls_fingerprint {
+        t.pin = Some(read_pin(fp, "--tls-fingerprint")?);
+    } else if let (Some(fp), true) = (
+        remote.tls_fingerprint.as_deref(),
+        t.source == "config gateway.remote.url" || t.source == "env OPENCLAW_GATEWAY_URL",
+    ) {
+        t.pin = Some(read_pin(fp, "config gateway.remote.tlsFingerprint")?);
     }
     flag_creds(&mut t);
     env_creds(&mut t);

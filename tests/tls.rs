@@ -14,6 +14,7 @@ use common::{client_command, patience, run_bounded, run_to_exit, Gw, Opts, TOKEN
 use futures_util::{SinkExt, StreamExt};
 use openclaw_actors::tls::pin::PinVerifier;
 use openclaw_actors::tls::{fingerprint, PemCert};
+use rustls_pki_types::pem::PemObject;
 use serde_json::json;
 
 fn tls_opts(tls: &str) -> Opts {
@@ -354,4 +355,158 @@ async fn rotation_under_load_drops_nothing_and_refuses_bad_pairs() {
     assert_eq!(reloaded, 10, "every good pair reloaded once");
     assert_eq!(failures(&gw), 10);
     eprintln!("rotation: {n} requests, slowest new pair served after {slowest:?}");
+}
+
+#[tokio::test]
+async fn the_cli_speaks_wss_with_pins_and_never_sends_the_token_to_a_wrong_certificate() {
+    let gw = Gw::start(tls_opts("{ enabled: true }"));
+    let cert = gw.state_dir().join("gateway/tls/gateway-cert.pem");
+    let hex = cert_pin(&cert);
+    let url = format!("wss://127.0.0.1:{}", gw.port);
+    let cli = |home: &Path, args: &[&str]| run_bounded(client_command(home, &[], args));
+    // the gateway's own HOME: the local certificate is pinned automatically
+    let port = gw.port.to_string();
+    let env = [
+        ("OPENCLAW_GATEWAY_PORT", port.as_str()),
+        ("OPENCLAW_GATEWAY_TOKEN", TOKEN),
+    ];
+    let local = client_command(&gw.home, &env, &["status", "--json"]);
+    let (code, out, err) = run_bounded(local);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("fingerprintSha256"), "{out}");
+    // another HOME: an explicit pin in each accepted format
+    let other = common::temp_dir("tls-cli");
+    let colons: Vec<String> = hex
+        .as_bytes()
+        .chunks(2)
+        .map(|p| String::from_utf8_lossy(p).to_uppercase())
+        .collect();
+    for pin in [hex.clone(), format!("sha256:{hex}"), colons.join(":")] {
+        let (code, out, err) = cli(
+            &other,
+            &[
+                "health",
+                "--gateway",
+                &url,
+                "--token",
+                TOKEN,
+                "--tls-fingerprint",
+                &pin,
+            ],
+        );
+        assert_eq!(code, 0, "{pin}: {out}{err}");
+    }
+    // gateway.remote.tlsFingerprint in config
+    let cfg = other.join(".openclaw");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(
+        cfg.join("openclaw.json"),
+        format!(r#"{{ gateway: {{ mode: "remote", remote: {{ url: "{url}", token: "{TOKEN}", tlsFingerprint: "sha256:{hex}" }} }} }}"#),
+    )
+    .unwrap();
+    let (code, out, err) = cli(&other, &["health"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // a wrong pin, a malformed pin, no pin (self-signed), plain ws:// to the TLS port
+    let zeros = "00".repeat(32);
+    let (code, _, err) = cli(
+        &common::temp_dir("x"),
+        &[
+            "health",
+            "--gateway",
+            &url,
+            "--token",
+            TOKEN,
+            "--tls-fingerprint",
+            &zeros,
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!(
+            "gateway tls fingerprint mismatch (expected sha256:{zeros}, got sha256:{hex})"
+        )),
+        "{err}"
+    );
+    let (code, _, err) = cli(
+        &common::temp_dir("x"),
+        &["health", "--gateway", &url, "--tls-fingerprint", "abc"],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("--tls-fingerprint") && err.contains("SHA-256"),
+        "{err}"
+    );
+    let (code, _, err) = cli(
+        &common::temp_dir("x"),
+        &["health", "--gateway", &url, "--token", TOKEN],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("TLS handshake failed"), "{err}");
+    let t0 = std::time::Instant::now();
+    let plain = format!("ws://127.0.0.1:{}", gw.port);
+    let (code, _, err) = cli(
+        &common::temp_dir("x"),
+        &["health", "--gateway", &plain, "--token", TOKEN],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(5),
+        "plain ws:// must fail fast"
+    );
+    assert!(err.contains("400"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_pin_stops_before_any_http_byte() {
+    // A TLS server with some other certificate that records what arrives after its handshake.
+    let (c, k) = ec_pair();
+    let m = openclaw_actors::tls::material::from_pem(c.as_bytes(), k.as_bytes()).unwrap();
+    let cfg = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        m.key.cert.clone(),
+        rustls_pki_types::PrivateKeyDer::from_pem_slice(k.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut got = Vec::new();
+        if let Ok(mut tls) = acceptor.accept(tcp).await {
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(5), tls.read_to_end(&mut got))
+                    .await;
+        }
+        got
+    });
+    let url = format!("wss://127.0.0.1:{port}");
+    let (code, _, err) = run_bounded(client_command(
+        &common::temp_dir("x"),
+        &[],
+        &[
+            "health",
+            "--gateway",
+            &url,
+            "--token",
+            TOKEN,
+            "--tls-fingerprint",
+            &"ab".repeat(32),
+        ],
+    ));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("gateway tls fingerprint mismatch"), "{err}");
+    let got = server.await.unwrap();
+    assert!(
+        got.is_empty(),
+        "the server received {} bytes: {:?}",
+        got.len(),
+        String::from_utf8_lossy(&got)
+    );
 }
