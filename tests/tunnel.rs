@@ -408,3 +408,35 @@ async fn openclaw_tunnel_run_in_the_foreground() {
     assert_eq!(code, 2);
     assert!(err.contains("no tunnel named \"nope\""), "{err}");
 }
+
+#[tokio::test]
+async fn a_tunnel_to_a_tls_gateway_probes_through_wss_with_its_pin() {
+    let Some(()) = require("sshd", sshd::availability()) else {
+        return;
+    };
+    let far = Gw::start(Opts {
+        config: Some("{ gateway: { tls: { enabled: true } } }".into()),
+        ..Default::default()
+    });
+    let pem = std::fs::read(far.state_dir().join("gateway/tls/gateway-cert.pem")).unwrap();
+    let pin = openclaw_actors::tls::fingerprint::sha256_hex(
+        &openclaw_actors::tls::PemCert::first(&pem).unwrap(),
+    );
+    let s = Sshd::start();
+    let good = json!({"tls": true, "tlsFingerprint": format!("sha256:{pin}")});
+    let wrong = json!({"tls": true, "tlsFingerprint": "00".repeat(32)});
+    let plain = json!({});
+    let gw = gateway_with(vec![
+        tunnel("pinned", &s, free_port(), far.port, good),
+        tunnel("wrongpin", &s, free_port(), far.port, wrong),
+        tunnel("plainws", &s, free_port(), far.port, plain),
+    ]);
+    let (mut c, _) = Client::authed(&gw.url(), TOKEN).await;
+    wait_row(&mut c, "pinned", "up through wss", up).await;
+    // a wrong pin, or plain ws to a TLS gateway, never counts as up
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for name in ["wrongpin", "plainws"] {
+        let r = wait_row(&mut c, name, "a row", |_| true).await;
+        assert_ne!(r["state"], "up", "{name}: {r}");
+    }
+}

@@ -89,6 +89,54 @@ check "openclaw-node device recorded as paired" '"approvedVia": "silent"' -- cat
 check "audit log has the CLI logins and no secret" '"event":"auth.ok"' -- \
   bash -c "! grep -q '$TOKEN' '$WORK/gw-home/.openclaw/logs/audit.jsonl' && cat '$WORK/gw-home/.openclaw/logs/audit.jsonl'"
 
+# check_fails NAME EXPECT_REGEX -- command...: must exit non-zero, within 30 s, saying that.
+check_fails() {
+  local name=$1 want=$2; shift 3
+  local out rc t0=$SECONDS
+  out=$("$@" 2>&1); rc=$?
+  if [ $rc -ne 0 ] && [ $((SECONDS - t0)) -le 30 ] && grep -Eq -- "$want" <<<"$out"; then
+    PASS=$((PASS+1)); echo "ok   - $name"
+  else
+    FAIL=$((FAIL+1)); echo "FAIL - $name (exit $rc, $((SECONDS - t0)) s)"; sed 's/^/      /' <<<"$out" | head -30
+  fi
+}
+
+# TLS: a second gateway with gateway.tls on (self-signed pair generated at start); the real
+# CLI pins its certificate through gateway.remote.tlsFingerprint in each accepted format.
+mkdir -p "$WORK/tls-home/.openclaw"
+echo '{ "gateway": { "tls": { "enabled": true } } }' > "$WORK/tls-home/.openclaw/openclaw.json"
+HOME="$WORK/tls-home" OPENCLAW_GATEWAY_TOKEN="$TOKEN" "$BIN" gateway --port 0 >"$WORK/tls.out" 2>"$WORK/tls.err" &
+TLS_PID=$!
+TLS_PORT=
+for _ in $(seq 1 200); do
+  TLS_PORT=$(sed -n 's#^listening on wss://127.0.0.1:\([0-9]*\)$#\1#p' "$WORK/tls.out" | head -1)
+  [ -n "$TLS_PORT" ] && break
+  sleep 0.05
+done
+HEX=$(HOME="$WORK/tls-home" "$BIN" tls fingerprint | sed 's/^sha256://')
+COLONS=$(sed 's/../&:/g; s/:$//' <<<"$HEX" | tr a-f A-F)
+tls_client() { # $1 = tlsFingerprint value
+  cat >"$CH/.openclaw/openclaw.json" <<JSON
+{ "gateway": { "mode": "remote", "remote": { "transport": "direct", "url": "wss://127.0.0.1:$TLS_PORT",
+  "token": "$TOKEN", "tlsFingerprint": "$1" } },
+  "update": { "checkOnStart": false }, "telemetry": { "enabled": false },
+  "models": { "catalogRefresh": { "enabled": false } } }
+JSON
+}
+if [ -n "$TLS_PORT" ] && [ -n "$HEX" ]; then
+  tls_client "$HEX";        check "wss: gateway call health (hex pin)" '"ok": true' -- oc gateway call health --json
+  tls_client "sha256:$HEX"; check "wss: gateway call health (sha256: pin)" '"ok": true' -- oc gateway call health --json
+  tls_client "$COLONS";     check "wss: gateway call health (AA:BB pin)" '"ok": true' -- oc gateway call health --json
+  check "wss: openclaw status" "wss://127.0.0.1:$TLS_PORT.*reachable" -- oc status
+  tls_client "$(printf '0%.0s' $(seq 64))"
+  check_fails "wss: a wrong pin is refused" "gateway tls fingerprint mismatch" -- oc gateway call health --json
+  check_fails "ws:// to the TLS port fails fast and says why" "this port speaks TLS: use https:// or wss://" -- \
+    oc gateway call health --json --url "ws://127.0.0.1:$TLS_PORT" --token "$TOKEN"
+else
+  FAIL=$((FAIL+1)); echo "FAIL - TLS gateway did not start"; sed 's/^/      /' "$WORK/tls.err" | head -20
+fi
+kill -TERM "$TLS_PID" 2>/dev/null; wait "$TLS_PID" 2>/dev/null
+
 kill -TERM "$GW_PID"; wait "$GW_PID"; RC=$?; GW_PID=
 if [ $RC -eq 0 ]; then PASS=$((PASS+1)); echo "ok   - gateway exits 0 on SIGTERM"; else FAIL=$((FAIL+1)); echo "FAIL - gateway exit code $RC on SIGTERM"; fi
 echo "$PASS passed, $FAIL failed"

@@ -46,6 +46,13 @@ pub struct TunnelConfig {
     /// A failure within this long after the first start is a configuration problem.
     #[serde(default)]
     pub gate_time_ms: Option<u64>,
+    /// The far gateway speaks TLS: the `gateway` health probe goes through `wss`.
+    #[serde(default)]
+    pub tls: Option<bool>,
+    /// Pin of the far gateway's certificate for the probe (SHA-256: hex, AA:BB pairs or
+    /// `sha256:`); without it the probe does not check the certificate (it sends no secret).
+    #[serde(default)]
+    pub tls_fingerprint: Option<String>,
 }
 
 /// `healthCheck`.
@@ -140,6 +147,34 @@ pub struct TunnelSpec {
     pub reset_after: Duration,
     /// Gate time for the first start.
     pub gate_time: Duration,
+    /// Probe through TLS: `Some(pin)` (lowercase hex, or `None` for no certificate check).
+    pub probe_tls: Option<Option<String>>,
+}
+
+/// `tls` / `tlsFingerprint`: only for the `gateway` probe; the pin must parse.
+fn probe_tls(
+    t: &TunnelConfig,
+    probe: Option<ProbeKind>,
+    at: &str,
+    file: &Path,
+) -> Result<Option<Option<String>>, ConfigError> {
+    let pin = match &t.tls_fingerprint {
+        Some(fp) => Some(
+            crate::tls::fingerprint::normalize(fp)
+                .map_err(|e| err(file, format!("{at}.tlsFingerprint"), e.to_string()))?,
+        ),
+        None => None,
+    };
+    let on = t.tls.unwrap_or(false) || pin.is_some();
+    match (on, probe) {
+        (false, _) => Ok(None),
+        (true, Some(ProbeKind::Gateway)) => Ok(Some(pin)),
+        (true, _) => Err(err(
+            file,
+            format!("{at}.tls"),
+            "applies to the gateway health probe of a local tunnel (healthCheck.kind \"gateway\")",
+        )),
+    }
 }
 
 /// The ssh options every tunnel gets unless overridden.
@@ -239,6 +274,7 @@ fn validate_one(t: &TunnelConfig, at: &str, file: &Path) -> Result<TunnelSpec, C
         backoff_jitter: b.jitter.unwrap_or(0.2),
         reset_after: ms(b.reset_after_ms, 5_000, 0, "backoff.resetAfterMs")?,
         gate_time: ms(t.gate_time_ms, 2_000, 0, "gateTimeMs")?,
+        probe_tls: probe_tls(t, probe, at, file)?,
     };
     check_backoff(&spec, at, file)?;
     Ok(spec)

@@ -58,15 +58,24 @@ pub struct Material {
     pub not_after: Option<i64>,
 }
 
-/// Reads and checks the pair at `cert` and `key`.
-pub fn load(cert: &Path, key: &Path) -> Result<Material, MaterialError> {
-    let c = read_bounded(cert, "certificate")?;
+/// Reads and checks the pair at `cert` and `key`; the certificates of `ca` (a bundle of
+/// intermediates, at most [`MAX_FILE_BYTES`] × 16) are served after the file's own chain.
+pub fn load(cert: &Path, key: &Path, ca: Option<&Path>) -> Result<Material, MaterialError> {
+    let mut c = read_bounded(cert, "certificate")?;
     let k = read_bounded(key, "key")?;
+    if let Some(ca) = ca {
+        c.push(b'\n');
+        c.extend(read_limited(ca, "CA", MAX_FILE_BYTES * 16)?);
+    }
     from_pem(&c, &k)
 }
 
 /// Reads a file of at most [`MAX_FILE_BYTES`].
 pub fn read_bounded(path: &Path, which: &'static str) -> Result<Vec<u8>, MaterialError> {
+    read_limited(path, which, MAX_FILE_BYTES)
+}
+
+fn read_limited(path: &Path, which: &'static str, max: u64) -> Result<Vec<u8>, MaterialError> {
     let shown = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => MaterialError::Missing {
@@ -79,11 +88,11 @@ pub fn read_bounded(path: &Path, which: &'static str) -> Result<Vec<u8>, Materia
             reason: e.to_string(),
         },
     })?;
-    if meta.len() > MAX_FILE_BYTES {
+    if meta.len() > max {
         return Err(MaterialError::Unreadable {
             which,
             path: shown,
-            reason: format!("{} bytes, over the {MAX_FILE_BYTES}-byte limit", meta.len()),
+            reason: format!("{} bytes, over the {max}-byte limit", meta.len()),
         });
     }
     std::fs::read(path).map_err(|e| MaterialError::Unreadable {

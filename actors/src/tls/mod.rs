@@ -113,7 +113,12 @@ impl TlsSettings {
                 path.display()
             ));
         }
-        material::load(&self.cert_path, &self.key_path).map_err(|e| format!("gateway tls: {e}"))
+        self.load().map_err(|e| format!("gateway tls: {e}"))
+    }
+
+    /// Reads and checks the configured pair (and CA bundle).
+    pub fn load(&self) -> Result<Material, MaterialError> {
+        material::load(&self.cert_path, &self.key_path, self.ca_path.as_deref())
     }
 }
 

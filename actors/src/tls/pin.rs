@@ -12,11 +12,11 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use super::fingerprint;
 
-/// Accepts only the pinned certificate.
+/// Accepts only the pinned certificate (or, for liveness probes that send no secret, any).
 #[derive(Debug)]
 pub struct PinVerifier {
-    /// Lowercase hex SHA-256 of the expected leaf.
-    pin: String,
+    /// Lowercase hex SHA-256 of the expected leaf; `None`: any certificate.
+    pin: Option<String>,
     provider: Arc<CryptoProvider>,
 }
 
@@ -35,14 +35,27 @@ impl PinVerifier {
     /// A verifier for `pin` (lowercase hex, see [`fingerprint::normalize`]).
     pub fn new(pin: String) -> Self {
         Self {
-            pin,
+            pin: Some(pin),
             provider: Arc::new(rustls::crypto::ring::default_provider()),
         }
     }
 
     /// A client config that trusts only `pin`, offering ALPN `http/1.1`.
     pub fn client_config(pin: String) -> Arc<ClientConfig> {
-        let v = Arc::new(Self::new(pin));
+        Self::config(Self::new(pin))
+    }
+
+    /// A client config that accepts any certificate (handshake signatures are still
+    /// checked). Only for probes that carry no credentials.
+    pub fn any_certificate() -> Arc<ClientConfig> {
+        Self::config(Self {
+            pin: None,
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+        })
+    }
+
+    fn config(v: Self) -> Arc<ClientConfig> {
+        let v = Arc::new(v);
         let mut cfg = ClientConfig::builder_with_provider(v.provider.clone())
             .with_safe_default_protocol_versions()
             .map(|b| {
@@ -66,10 +79,10 @@ impl ServerCertVerifier for PinVerifier {
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let got = fingerprint::sha256_hex(end_entity.as_ref());
-        if got == self.pin {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(mismatch_message(&self.pin, &got)))
+        match &self.pin {
+            None => Ok(ServerCertVerified::assertion()),
+            Some(pin) if *pin == got => Ok(ServerCertVerified::assertion()),
+            Some(pin) => Err(rustls::Error::General(mismatch_message(pin, &got))),
         }
     }
 

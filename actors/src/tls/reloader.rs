@@ -182,7 +182,7 @@ async fn poll(st: &mut TlsReloaderState) {
 pub async fn reload(a: &TlsReloaderArgs, trigger: &'static str) -> Value {
     let s = &a.state.settings;
     let old = a.state.current();
-    match material::load(&s.cert_path, &s.key_path) {
+    match s.load() {
         Ok(m) if m.fingerprint == old.fingerprint && same_key(&m, &old) => {
             json!({"ok": true, "changed": false, "fingerprintSha256": fingerprint::display(&m.fingerprint)})
         }

@@ -299,8 +299,9 @@ fn probe_tick(me: &ActorRef<TunnelMsg>, st: &mut TunnelState) {
         st.spec.probe_timeout,
         me.clone(),
     );
+    let tls = st.spec.probe_tls.clone();
     tokio::spawn(async move {
-        let result = probe::probe(kind, port, timeout).await;
+        let result = probe::probe(kind, port, tls, timeout).await;
         let _ = me.cast(TunnelMsg::ProbeResult { gen, result });
     });
 }

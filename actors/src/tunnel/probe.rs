@@ -11,9 +11,14 @@ use tokio::net::TcpStream;
 
 use crate::config::tunnels::ProbeKind;
 
-/// Probes `127.0.0.1:port`; `Err` says what failed.
-pub async fn probe(kind: ProbeKind, port: u16, timeout: Duration) -> Result<(), String> {
-    match tokio::time::timeout(timeout, run(kind, port)).await {
+/// Probes `127.0.0.1:port` (through TLS when `tls` is `Some(pin)`); `Err` says what failed.
+pub async fn probe(
+    kind: ProbeKind,
+    port: u16,
+    tls: Option<Option<String>>,
+    timeout: Duration,
+) -> Result<(), String> {
+    match tokio::time::timeout(timeout, run(kind, port, tls)).await {
         Ok(r) => r,
         Err(_) => Err(format!(
             "no answer through the tunnel within {} ms",
@@ -22,7 +27,7 @@ pub async fn probe(kind: ProbeKind, port: u16, timeout: Duration) -> Result<(), 
     }
 }
 
-async fn run(kind: ProbeKind, port: u16) -> Result<(), String> {
+async fn run(kind: ProbeKind, port: u16, tls: Option<Option<String>>) -> Result<(), String> {
     match kind {
         ProbeKind::Tcp => {
             let mut s = TcpStream::connect(("127.0.0.1", port))
@@ -36,8 +41,15 @@ async fn run(kind: ProbeKind, port: u16) -> Result<(), String> {
             }
         }
         ProbeKind::Gateway => {
+            let tcp = TcpStream::connect(("127.0.0.1", port))
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            let io: Box<dyn crate::session::io::Io> = match tls {
+                None => Box::new(tcp),
+                Some(pin) => Box::new(tls_connect(tcp, pin).await?),
+            };
             let url = format!("ws://127.0.0.1:{port}/");
-            let (mut ws, _) = tokio_tungstenite::connect_async(url)
+            let (mut ws, _) = tokio_tungstenite::client_async(url, io)
                 .await
                 .map_err(|e| format!("websocket: {e}"))?;
             let first = ws.next().await;
@@ -52,4 +64,27 @@ async fn run(kind: ProbeKind, port: u16) -> Result<(), String> {
             }
         }
     }
+}
+
+/// TLS to the forward: pinned when a pin is given, else without a certificate check (the
+/// probe carries no credentials; it only asks for `connect.challenge`).
+async fn tls_connect(
+    tcp: TcpStream,
+    pin: Option<String>,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    let cfg = match pin {
+        Some(p) => crate::tls::pin::PinVerifier::client_config(p),
+        None => crate::tls::pin::PinVerifier::any_certificate(),
+    };
+    let name = rustls_pki_types::ServerName::try_from("localhost").map_err(|e| e.to_string())?;
+    tokio_rustls::TlsConnector::from(cfg)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| {
+            let s = e.to_string();
+            match s.find("gateway tls fingerprint mismatch") {
+                Some(i) => s[i..].to_string(),
+                None => format!("tls: {s}"),
+            }
+        })
 }

@@ -59,7 +59,7 @@ fn bad_pairs_are_refused_with_the_reason() {
 fn files_are_missing_or_too_large() {
     let dir = std::env::temp_dir().join(format!("oc-tls-m-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
-    let e = load(&dir.join("c.pem"), &dir.join("k.pem")).unwrap_err();
+    let e = load(&dir.join("c.pem"), &dir.join("k.pem"), None).unwrap_err();
     assert!(
         matches!(
             e,
@@ -75,5 +75,29 @@ fn files_are_missing_or_too_large() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("limit"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_ca_bundle_is_served_after_the_leaf() {
+    let dir = std::env::temp_dir().join(format!("oc-tls-ca-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (c, k) = pair(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let (ca, _) = pair(&rcgen::PKCS_ECDSA_P256_SHA256);
+    std::fs::write(dir.join("c.pem"), &c).unwrap();
+    std::fs::write(dir.join("k.pem"), &k).unwrap();
+    std::fs::write(dir.join("ca.pem"), &ca).unwrap();
+    let without = load(&dir.join("c.pem"), &dir.join("k.pem"), None).unwrap();
+    let with = load(
+        &dir.join("c.pem"),
+        &dir.join("k.pem"),
+        Some(&dir.join("ca.pem")),
+    )
+    .unwrap();
+    assert_eq!((without.key.cert.len(), with.key.cert.len()), (1, 2));
+    assert_eq!(
+        with.fingerprint, without.fingerprint,
+        "the leaf is still the served identity"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
