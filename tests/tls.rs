@@ -510,3 +510,93 @@ async fn a_wrong_pin_stops_before_any_http_byte() {
         String::from_utf8_lossy(&got)
     );
 }
+
+/// An EC pair whose certificate expires in `days` days.
+fn ec_pair_expiring(days: i64) -> (String, String) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let ymd = openclaw_actors::tls::date(now + days * 86_400);
+    let p: Vec<i32> = ymd.split('-').map(|x| x.parse().unwrap()).collect();
+    params.not_after = rcgen::date_time_ymd(p[0], p[1] as u8, p[2] as u8);
+    (params.self_signed(&key).unwrap().pem(), key.serialize_pem())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tls_reloader_restarts_without_touching_listeners_and_sighup_reloads_with_polling_off()
+{
+    use common::inproc::InProc;
+    let dir = common::temp_dir("tls-inproc");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let (c0, k0) = ec_pair_expiring(3);
+    put(&cert, c0.as_bytes());
+    put(&key, k0.as_bytes());
+    let config = format!(
+        "{{ gateway: {{ reload: {{ mode: \"off\" }}, tls: {{ enabled: true, autoGenerate: false, certPath: {:?}, keyPath: {:?} }} }} }}",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    let gw = InProc::start(Some(&config), &[]).await;
+    let p0 = cert_pin(&cert);
+    // expiring within 14 days: logged and audited at start
+    let hub = gw.hub();
+    let expiring = || {
+        std::fs::read_to_string(hub.audit.path.as_path())
+            .unwrap_or_default()
+            .contains("\"event\":\"tls.expiring\"")
+    };
+    let t0 = std::time::Instant::now();
+    while !expiring() {
+        assert!(t0.elapsed() < patience(), "no tls.expiring audit");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut c = wss(gw.port(), &p0).await.unwrap();
+    assert_eq!(c.hello(&["operator.read"]).await["ok"], true);
+    // a crashed TLS reloader is restarted; the open connection and the listeners carry on
+    let old = gw.gw.peers.tls.get().expect("tls reloader running");
+    old.kill();
+    let t0 = std::time::Instant::now();
+    while gw
+        .gw
+        .peers
+        .tls
+        .get()
+        .is_none_or(|r| r.get_id() == old.get_id())
+    {
+        assert!(t0.elapsed() < patience(), "tls reloader not restarted");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(c.call("h1", "health", json!({})).await["ok"], true);
+    assert!(wss(gw.port(), &p0).await.is_ok());
+    // polling is off: a new pair on disk is not picked up by itself…
+    let (c1, k1) = ec_pair();
+    put(&key, k1.as_bytes());
+    put(&cert, c1.as_bytes());
+    let p1 = cert_pin(&cert);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(wss(gw.port(), &p0).await.is_ok(), "still the old pair");
+    // …but SIGHUP (the same path as a config reload) applies it
+    let out = gw.gw.reload("SIGHUP").await;
+    assert_eq!(out["ok"], true, "{out}");
+    served_within(gw.port(), &p1, std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        c.call("h2", "health", json!({})).await["ok"],
+        true,
+        "open connection kept"
+    );
+    let st = c.call("s", "status", json!({})).await;
+    assert_eq!(st["payload"]["tls"]["reloads"], 1, "{st}");
+    gw.gw.stop("test").await;
+}
+
+#[tokio::test]
+async fn min_version_1_2_admits_tls_1_2_clients() {
+    let gw = Gw::start(tls_opts("{ enabled: true, minVersion: \"1.2\" }"));
+    let url = format!("https://127.0.0.1:{}/healthz", gw.port);
+    let (code, body) = curl(&["-k", "--tls-max", "1.2", &url]);
+    assert_eq!(code, 0, "{body}");
+    assert!(body.contains("\"ok\":true"), "{body}");
+}

@@ -27,8 +27,9 @@
 //!   ([`session::methods`]) with `logs.tail` cursors ([`session::logtail`]).
 //! - [`tunnel`]: the TunnelSupervisor ([`tunnel::supervisor`]), the Tunnel actor, its pure
 //!   ssh state machine, the ssh process owner, probes.
-//! - [`tls`]: TLS on the gateway port (served pair, checks, self-signed generation,
-//!   fingerprints).
+//! - [`tls`]: TLS on the gateway port: the served pair and its checks, self-signed
+//!   generation, fingerprints and client pinning, and the TlsReloader actor
+//!   ([`tls::reloader`]).
 //! - [`protocol`]: the wire protocol without I/O (frames, errors, versions, scopes, devices).
 //! - [`state`]: state-dir files (atomic 0600 writes, runtime token).
 //! - [`secret`]: masked secrets and constant-time comparison.
