@@ -12,8 +12,8 @@ start() { # $1 = binary, $2 = config (JSON5); echoes the port
     > "$home/out" 2> "$home/err" &
   echo $! >> "$PIDS"
   for _ in $(seq 100); do
-    if grep -q 'listening on ws://127.0.0.1:' "$home/out" 2>/dev/null; then
-      sed -n 's/^listening on ws:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$home/out" | head -1
+    if grep -Eq 'listening on wss?://127.0.0.1:' "$home/out" 2>/dev/null; then
+      sed -En 's/^listening on wss?:\/\/127.0.0.1:([0-9]*)$/\1/p' "$home/out" | head -1
       return
     fi
     sleep 0.05

@@ -5,7 +5,8 @@
 //!
 //! Run as `cargo bench --bench load -- <mode> [options]`:
 //!
-//! - `echo-server --port P` — a bare tokio-tungstenite server that sends the challenge,
+//! - `echo-server --port P [--tls]` — a bare tokio-tungstenite (over tokio-rustls with
+//!   `--tls`) server that sends the challenge,
 //!   answers `connect` with a minimal `hello-ok` and every other req with `{ok:true}`: the
 //!   "echo baseline" for what a WebSocket round trip costs here.
 //! - `rpc --url U --token T --connections N --seconds S --method health [--params JSON]` —
@@ -65,7 +66,7 @@ use stats::first_errors;
 
 const USAGE: &str =
     "usage: cargo bench --bench load -- <echo-server|rpc|handshakes|idle|report> [options]
-  echo-server --port P
+  echo-server --port P [--tls]
   rpc         --url U --token T --connections N --seconds S --method health [--params JSON] [--json]
   handshakes  --url U --token T --workers W --seconds S [--json]
   idle        --url U --token T --connections N --hold-seconds S [--connect-parallel 32]
@@ -88,6 +89,7 @@ const KNOWN: &[&str] = &[
     "--idle-sizes",
     "--health-conns",
     "--startup-runs",
+    "--tls",
 ];
 
 fn main() {
@@ -171,16 +173,22 @@ fn print_json(a: &Args, v: &Value) {
 
 fn echo_server(rt: &Runtime, a: &Args) -> Result<i32, String> {
     let port: u16 = a.num("--port", 0)?;
+    let tls = if a.flag("--tls") {
+        Some(echo::tls_acceptor()?)
+    } else {
+        None
+    };
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
     rt.block_on(async {
         let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .map_err(|e| format!("bind: {e}"))?;
         println!(
-            "listening on ws://{}",
+            "listening on {scheme}://{}",
             l.local_addr().map_err(|e| e.to_string())?
         );
         tokio::select! {
-            _ = echo::serve(l) => {}
+            _ = echo::serve(l, tls) => {}
             _ = tokio::signal::ctrl_c() => {}
         }
         Ok(0)

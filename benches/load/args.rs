@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 /// Flags without a value (`--bench` is appended by `cargo bench`).
-const BOOL_FLAGS: &[&str] = &["--bench", "--json", "--help", "-h"];
+const BOOL_FLAGS: &[&str] = &["--bench", "--json", "--help", "-h", "--tls"];
 
 /// Parsed command line.
 pub struct Args {

@@ -9,10 +9,10 @@ use serde::Deserialize;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{connect_async_with_config, MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{client_async_with_config, WebSocketStream};
 
 /// The client WebSocket type.
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Ws = WebSocketStream<Box<dyn openclaw_actors::session::io::Io>>;
 
 /// The fields of a frame the load tool (and the echo server) look at; the rest is skipped.
 #[derive(Deserialize)]
@@ -94,7 +94,8 @@ async fn handshake(t: &Target) -> Result<Conn, String> {
     let cfg = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0);
-    let (ws, _) = connect_async_with_config(t.url.as_str(), Some(cfg), true)
+    let io = transport(&t.url).await?;
+    let (ws, _) = client_async_with_config(t.url.as_str(), io, Some(cfg))
         .await
         .map_err(|e| format!("ws connect: {e}"))?;
     let mut c = Conn {
@@ -108,6 +109,34 @@ async fn handshake(t: &Target) -> Result<Conn, String> {
     c.send(connect_frame(&id, &t.token)).await?;
     c.wait_hello(&id).await?;
     Ok(c)
+}
+
+/// TCP to the URL's `host:port`, then TLS for `wss://`. The bench talks only to servers it
+/// started on loopback, so the certificate is not checked (the handshake still is).
+async fn transport(url: &str) -> Result<Box<dyn openclaw_actors::session::io::Io>, String> {
+    let (tls, rest) = match url.strip_prefix("wss://") {
+        Some(r) => (true, r),
+        None => (
+            false,
+            url.strip_prefix("ws://")
+                .ok_or("url must be ws:// or wss://")?,
+        ),
+    };
+    let hp = rest.split('/').next().unwrap_or(rest);
+    let tcp = TcpStream::connect(hp)
+        .await
+        .map_err(|e| format!("connect {hp}: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    if !tls {
+        return Ok(Box::new(tcp));
+    }
+    let cfg = openclaw_actors::tls::pin::PinVerifier::any_certificate();
+    let name = rustls_pki_types::ServerName::try_from("localhost").map_err(|e| e.to_string())?;
+    let s = tokio_rustls::TlsConnector::from(cfg)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("tls: {e}"))?;
+    Ok(Box::new(s))
 }
 
 /// The `connect` request a local CLI sends (token auth, no device block).

@@ -4,7 +4,7 @@
 //! gateway logic.
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::client::Frame;
@@ -12,17 +12,49 @@ use crate::client::Frame;
 const CHALLENGE: &str =
     r#"{"type":"event","event":"connect.challenge","payload":{"nonce":"x","ts":0}}"#;
 
-/// Accepts connections forever.
-pub async fn serve(listener: TcpListener) {
+/// Accepts connections forever (over TLS with `tls`).
+pub async fn serve(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) {
     loop {
         match listener.accept().await {
             Ok((tcp, _)) => {
                 let _ = tcp.set_nodelay(true);
-                tokio::spawn(session(tcp));
+                match tls.clone() {
+                    None => {
+                        tokio::spawn(session(tcp));
+                    }
+                    Some(acceptor) => {
+                        tokio::spawn(async move {
+                            if let Ok(s) = acceptor.accept(tcp).await {
+                                let _ = session(s).await;
+                            }
+                        });
+                    }
+                }
             }
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
         }
     }
+}
+
+/// A bare rustls acceptor (TLS 1.3, ring, ALPN http/1.1) with a fresh self-signed ECDSA
+/// P-256 pair: the "bare TLS echo" baseline.
+pub fn tls_acceptor() -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls_pki_types::pem::PemObject;
+    let (c, k) = openclaw_actors::tls::autogen::generate("localhost").map_err(|e| e.to_string())?;
+    let certs = rustls_pki_types::CertificateDer::pem_slice_iter(c.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let key =
+        rustls_pki_types::PrivateKeyDer::from_pem_slice(k.as_bytes()).map_err(|e| e.to_string())?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| e.to_string())?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg)))
 }
 
 /// The reply to one request frame, or `None` when the frame is not a request.
@@ -41,7 +73,10 @@ fn reply(text: &str) -> Option<String> {
     })
 }
 
-async fn session(tcp: TcpStream) -> Result<(), WsError> {
+async fn session<S>(tcp: S) -> Result<(), WsError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let mut ws = tokio_tungstenite::accept_async(tcp).await?;
     ws.send(Message::text(CHALLENGE)).await?;
     while let Some(m) = ws.next().await {
@@ -73,7 +108,7 @@ pub fn start_background(port: u16) -> std::io::Result<Background> {
         .build()?;
     let listener = rt.block_on(TcpListener::bind(("127.0.0.1", port)))?;
     let port = listener.local_addr()?.port();
-    rt.spawn(serve(listener));
+    rt.spawn(serve(listener, None));
     Ok(Background { rt, port })
 }
 
