@@ -138,6 +138,10 @@ pub struct Registry {
     listeners: Mutex<Vec<SocketAddr>>,
     /// Live connections by connId.
     conns: Mutex<HashMap<String, Arc<ConnStats>>>,
+    /// `conns.len()`, readable without the lock (`health` on every request).
+    conn_count: std::sync::atomic::AtomicUsize,
+    /// The listener URLs, rebuilt when a listener binds or goes (read by every `health`).
+    urls: RwLock<Arc<Vec<String>>>,
     /// Set when shutdown begins: new connections are refused.
     pub shutting_down: AtomicBool,
     /// `wss` when the listeners speak TLS, else `ws`.
@@ -289,18 +293,22 @@ impl Registry {
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
         });
-        lock(&self.conns).insert(stats.facts.conn_id.clone(), stats.clone());
+        let mut conns = lock(&self.conns);
+        conns.insert(stats.facts.conn_id.clone(), stats.clone());
+        self.conn_count.store(conns.len(), Ordering::Relaxed);
         stats
     }
 
     /// Removes a connection.
     pub fn unregister(&self, conn_id: &str) {
-        lock(&self.conns).remove(conn_id);
+        let mut conns = lock(&self.conns);
+        conns.remove(conn_id);
+        self.conn_count.store(conns.len(), Ordering::Relaxed);
     }
 
     /// Number of open WebSocket connections.
     pub fn connection_count(&self) -> usize {
-        lock(&self.conns).len()
+        self.conn_count.load(Ordering::Relaxed)
     }
 
     /// Snapshot of all connections, oldest first.
@@ -326,12 +334,29 @@ impl Registry {
     /// Notes a bound listener.
     pub fn add_listener(&self, addr: SocketAddr) {
         self.port.store(addr.port(), Ordering::Relaxed);
-        lock(&self.listeners).push(addr);
+        let mut l = lock(&self.listeners);
+        l.push(addr);
+        self.set_urls(&l);
     }
 
     /// Forgets a listener.
     pub fn remove_listener(&self, addr: SocketAddr) {
-        lock(&self.listeners).retain(|x| *x != addr);
+        let mut l = lock(&self.listeners);
+        l.retain(|x| *x != addr);
+        self.set_urls(&l);
+    }
+
+    fn set_urls(&self, listeners: &[SocketAddr]) {
+        let scheme = if self.scheme.is_empty() {
+            "ws"
+        } else {
+            self.scheme
+        };
+        let urls = listeners
+            .iter()
+            .map(|a| format!("{scheme}://{a}"))
+            .collect();
+        *write(&self.urls) = Arc::new(urls);
     }
 
     /// Bound listener addresses.
@@ -341,15 +366,12 @@ impl Registry {
 
     /// `ws://` (or `wss://`) URLs of the listeners.
     pub fn listener_urls(&self) -> Vec<String> {
-        let scheme = if self.scheme.is_empty() {
-            "ws"
-        } else {
-            self.scheme
-        };
-        self.listeners()
-            .iter()
-            .map(|a| format!("{scheme}://{a}"))
-            .collect()
+        self.urls().as_ref().clone()
+    }
+
+    /// The listener URLs without copying them.
+    pub fn urls(&self) -> Arc<Vec<String>> {
+        read(&self.urls).clone()
     }
 
     /// The port clients connect to.

@@ -83,7 +83,10 @@ impl Args {
 
 /// Whether a `ws://` URL points at loopback.
 pub fn is_loopback_url(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("ws://") else {
+    let Some(rest) = url
+        .strip_prefix("ws://")
+        .or_else(|| url.strip_prefix("wss://"))
+    else {
         return false;
     };
     let host_port = rest.split('/').next().unwrap_or("");

@@ -306,7 +306,7 @@ fn health(hub: &Hub) -> Value {
             "version": VERSION,
             "uptimeMs": hub.facts.uptime_ms(),
             "connections": r.connection_count(),
-            "listeners": r.listener_urls(),
+            "listeners": &*r.urls(),
         },
     })
 }
