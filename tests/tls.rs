@@ -373,6 +373,11 @@ async fn the_cli_speaks_wss_with_pins_and_never_sends_the_token_to_a_wrong_certi
     let hex = cert_pin(&cert);
     let url = format!("wss://127.0.0.1:{}", gw.port);
     let cli = |home: &Path, args: &[&str]| run_bounded(client_command(home, &[], args));
+    let health = |pin: Option<&str>| {
+        let mut args = vec!["health", "--gateway", url.as_str(), "--token", TOKEN];
+        args.extend(pin.map(|p| ["--tls-fingerprint", p]).into_iter().flatten());
+        run_bounded(client_command(&common::temp_dir("x"), &[], &args))
+    };
     // the gateway's own HOME: the local certificate is pinned automatically
     let port = gw.port.to_string();
     let env = [
@@ -391,18 +396,7 @@ async fn the_cli_speaks_wss_with_pins_and_never_sends_the_token_to_a_wrong_certi
         .map(|p| String::from_utf8_lossy(p).to_uppercase())
         .collect();
     for pin in [hex.clone(), format!("sha256:{hex}"), colons.join(":")] {
-        let (code, out, err) = cli(
-            &other,
-            &[
-                "health",
-                "--gateway",
-                &url,
-                "--token",
-                TOKEN,
-                "--tls-fingerprint",
-                &pin,
-            ],
-        );
+        let (code, out, err) = health(Some(&pin));
         assert_eq!(code, 0, "{pin}: {out}{err}");
     }
     // gateway.remote.tlsFingerprint in config
@@ -417,18 +411,7 @@ async fn the_cli_speaks_wss_with_pins_and_never_sends_the_token_to_a_wrong_certi
     assert_eq!(code, 0, "{out}{err}");
     // a wrong pin, a malformed pin, no pin (self-signed), plain ws:// to the TLS port
     let zeros = "00".repeat(32);
-    let (code, _, err) = cli(
-        &common::temp_dir("x"),
-        &[
-            "health",
-            "--gateway",
-            &url,
-            "--token",
-            TOKEN,
-            "--tls-fingerprint",
-            &zeros,
-        ],
-    );
+    let (code, _, err) = health(Some(&zeros));
     assert_eq!(code, 1);
     assert!(
         err.contains(&format!(
@@ -445,10 +428,7 @@ async fn the_cli_speaks_wss_with_pins_and_never_sends_the_token_to_a_wrong_certi
         err.contains("--tls-fingerprint") && err.contains("SHA-256"),
         "{err}"
     );
-    let (code, _, err) = cli(
-        &common::temp_dir("x"),
-        &["health", "--gateway", &url, "--token", TOKEN],
-    );
+    let (code, _, err) = health(None);
     assert_eq!(code, 1);
     assert!(err.contains("TLS handshake failed"), "{err}");
     let t0 = std::time::Instant::now();

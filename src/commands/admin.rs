@@ -102,8 +102,12 @@ pub fn token_generate(length: usize) -> i32 {
     0
 }
 
-/// `openclaw config validate`: resolves the config exactly as `openclaw gateway` would.
-pub fn config_validate(global: &Global, path: Option<PathBuf>, as_json: bool) -> i32 {
+/// The settings `openclaw gateway` would use with config file `path` (default: the active
+/// profile's), resolved from this process's environment.
+fn resolve_local(
+    global: &Global,
+    path: Option<PathBuf>,
+) -> Result<config::Settings, config::ConfigError> {
     let inputs = Inputs {
         config: path,
         profile: global.profile.clone(),
@@ -111,7 +115,12 @@ pub fn config_validate(global: &Global, path: Option<PathBuf>, as_json: bool) ->
         ..Default::default()
     };
     let env = |k: &str| std::env::var(k).ok();
-    match config::resolve(&inputs, &env) {
+    config::resolve(&inputs, &env)
+}
+
+/// `openclaw config validate`: resolves the config exactly as `openclaw gateway` would.
+pub fn config_validate(global: &Global, path: Option<PathBuf>, as_json: bool) -> i32 {
+    match resolve_local(global, path) {
         Ok(s) => {
             let v = json!({
                 "valid": true,
@@ -182,14 +191,7 @@ impl<W: std::io::Write> std::io::Write for IgnorePipe<W> {
 /// the config's `gateway.tls` paths.
 pub fn tls_fingerprint(global: &Global, path: Option<PathBuf>, as_json: bool) -> i32 {
     use openclaw_actors::tls::{fingerprint, material};
-    let inputs = Inputs {
-        config: path,
-        profile: global.profile.clone(),
-        dev: global.dev,
-        ..Default::default()
-    };
-    let env = |k: &str| std::env::var(k).ok();
-    let s = match config::resolve(&inputs, &env) {
+    let s = match resolve_local(global, path) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("openclaw tls fingerprint: {e}");
