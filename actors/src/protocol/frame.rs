@@ -84,12 +84,34 @@ pub fn parse_request(text: &str) -> Result<Request, FrameError> {
 
 /// `{"type":"res","id":…,"ok":true,"payload":…}`.
 pub fn response_ok(id: &str, payload: Value) -> String {
-    let mut m = Map::with_capacity(4);
-    m.insert("type".into(), Value::from("res"));
-    m.insert("id".into(), Value::from(id));
-    m.insert("ok".into(), Value::Bool(true));
-    m.insert("payload".into(), payload);
-    Value::Object(m).to_string()
+    #[derive(serde::Serialize)]
+    struct Res<'a> {
+        #[serde(rename = "type")]
+        ty: &'static str,
+        id: &'a str,
+        ok: bool,
+        payload: &'a Value,
+    }
+    let res = Res {
+        ty: "res",
+        id,
+        ok: true,
+        payload: &payload,
+    };
+    serde_json::to_string(&res).unwrap_or_default()
+}
+
+/// `{"type":"res","id":…,"ok":true,"payload":<raw>}` around a payload that is already JSON
+/// (the hot methods serialize straight from their structs).
+pub fn response_ok_raw(id: &str, payload: &str) -> String {
+    let id = serde_json::to_string(id).unwrap_or_else(|_| "\"\"".into());
+    let mut out = String::with_capacity(payload.len() + id.len() + 40);
+    out.push_str(r#"{"type":"res","id":"#);
+    out.push_str(&id);
+    out.push_str(r#","ok":true,"payload":"#);
+    out.push_str(payload);
+    out.push('}');
+    out
 }
 
 /// `{"type":"res","id":…,"ok":false,"error":…}`.
@@ -123,6 +145,23 @@ pub fn event(
         m.insert("stateVersion".into(), sv.clone());
     }
     Value::Object(m).to_string()
+}
+
+#[cfg(test)]
+mod raw_tests {
+    use super::*;
+
+    #[test]
+    fn raw_and_value_responses_are_the_same_json() {
+        let payload = serde_json::json!({"ok": true, "n": [1, 2], "s": "a\"b"});
+        for id in ["1", "a\"quote\\", "ünï"] {
+            let a: Value = serde_json::from_str(&response_ok(id, payload.clone())).unwrap();
+            let b: Value =
+                serde_json::from_str(&response_ok_raw(id, &payload.to_string())).unwrap();
+            assert_eq!(a, b, "{id}");
+            assert_eq!(a["id"], id);
+        }
+    }
 }
 
 #[cfg(test)]

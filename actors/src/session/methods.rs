@@ -44,6 +44,8 @@ pub struct Call<'a> {
 pub enum Run {
     /// Answered at once from shared state.
     Now(fn(&Call<'_>) -> Result<Value, ErrorShape>),
+    /// Answered at once, serialized straight from a struct (hot methods: no `Value` tree).
+    NowRaw(fn(&Call<'_>) -> Result<String, ErrorShape>),
     /// Validates its params now, then reads the disk off the actor.
     Blocking(fn(&Call<'_>) -> Result<Job, ErrorShape>),
     /// Validates its params now, then asks another actor off the session.
@@ -65,6 +67,8 @@ pub struct Method {
 pub enum Dispatch {
     /// Answered now.
     Done(Result<Value, ErrorShape>),
+    /// Answered now with a payload that is already JSON.
+    Raw(Result<String, ErrorShape>),
     /// Needs disk I/O: run this off the actor.
     Blocking(Job),
     /// Needs another actor: await this off the actor.
@@ -73,7 +77,7 @@ pub enum Dispatch {
 
 /// Every method this gateway answers.
 pub const METHODS: &[Method] = &[
-    m("health", READ, Run::Now(|c| Ok(health(c.hub)))),
+    m("health", READ, Run::NowRaw(|c| Ok(health_json(c.hub)))),
     m("status", READ, Run::Now(|c| Ok(status(c.hub)))),
     m("system-presence", READ, Run::Now(presence)),
     m("last-heartbeat", READ, Run::Now(|_| Ok(Value::Null))),
@@ -133,6 +137,7 @@ pub fn dispatch(call: &Call<'_>) -> Dispatch {
     }
     match m.run {
         Run::Now(f) => Dispatch::Done(f(call)),
+        Run::NowRaw(f) => Dispatch::Raw(f(call)),
         Run::Blocking(f) => f(call).map_or_else(|e| Dispatch::Done(Err(e)), Dispatch::Blocking),
         Run::Async(f) => f(call).map_or_else(|e| Dispatch::Done(Err(e)), Dispatch::Async),
     }
@@ -284,31 +289,82 @@ fn device_pair(c: &Call<'_>) -> Result<Fut, ErrorShape> {
     }))
 }
 
-/// The `health` snapshot embedded in `hello-ok` and returned by `health`.
+/// The `health` snapshot embedded in `hello-ok`.
 pub fn health_snapshot(hub: &Hub) -> Value {
-    health(hub)
+    serde_json::to_value(health(hub)).unwrap_or(Value::Null)
 }
 
-fn health(hub: &Hub) -> Value {
+/// `health` as JSON text.
+fn health_json(hub: &Hub) -> String {
+    serde_json::to_string(&health(hub)).unwrap_or_default()
+}
+
+/// The `health` payload (the real gateway's shape; no channels or agents here).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Health {
+    ok: bool,
+    ts: i64,
+    duration_ms: u64,
+    channels: Empty,
+    channel_order: [(); 0],
+    channel_labels: Empty,
+    heartbeat_seconds: u64,
+    default_agent_id: &'static str,
+    agents: [(); 0],
+    sessions: HealthSessions,
+    gateway: HealthGateway,
+}
+
+/// `{}`.
+#[derive(serde::Serialize)]
+struct Empty {}
+
+#[derive(serde::Serialize)]
+struct HealthSessions {
+    path: &'static str,
+    count: u64,
+    recent: [(); 0],
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HealthGateway {
+    version: &'static str,
+    uptime_ms: u64,
+    connections: usize,
+    #[serde(serialize_with = "slice")]
+    listeners: std::sync::Arc<Vec<String>>,
+}
+
+fn slice<S: serde::Serializer>(v: &std::sync::Arc<Vec<String>>, s: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(v.as_slice(), s)
+}
+
+fn health(hub: &Hub) -> Health {
     let r = &hub.registry;
-    json!({
-        "ok": true,
-        "ts": now_ms(),
-        "durationMs": 0,
-        "channels": {},
-        "channelOrder": [],
-        "channelLabels": {},
-        "heartbeatSeconds": 0,
-        "defaultAgentId": "main",
-        "agents": [],
-        "sessions": {"path": "", "count": 0, "recent": []},
-        "gateway": {
-            "version": VERSION,
-            "uptimeMs": hub.facts.uptime_ms(),
-            "connections": r.connection_count(),
-            "listeners": &*r.urls(),
+    Health {
+        ok: true,
+        ts: now_ms(),
+        duration_ms: 0,
+        channels: Empty {},
+        channel_order: [],
+        channel_labels: Empty {},
+        heartbeat_seconds: 0,
+        default_agent_id: "main",
+        agents: [],
+        sessions: HealthSessions {
+            path: "",
+            count: 0,
+            recent: [],
         },
-    })
+        gateway: HealthGateway {
+            version: VERSION,
+            uptime_ms: hub.facts.uptime_ms(),
+            connections: r.connection_count(),
+            listeners: r.urls(),
+        },
+    }
 }
 
 fn status(hub: &Hub) -> Value {

@@ -316,6 +316,8 @@ fn on_request(me: &SessionRef, st: &mut SessionState, text: String) {
     };
     match methods::dispatch(&call) {
         Dispatch::Done(result) => st.respond(me, &req.id, result),
+        Dispatch::Raw(Ok(payload)) => st.send(me, frame::response_ok_raw(&req.id, &payload)),
+        Dispatch::Raw(Err(e)) => st.respond(me, &req.id, Err(e)),
         job => st.run_off_actor(me, req.id, job),
     }
 }
@@ -361,6 +363,9 @@ impl SessionState {
                 Dispatch::Blocking(f) => tokio::task::spawn_blocking(f).await,
                 Dispatch::Async(fut) => tokio::spawn(fut).await,
                 Dispatch::Done(r) => Ok(r),
+                Dispatch::Raw(r) => Ok(r.and_then(|s| {
+                    serde_json::from_str(&s).map_err(|e| ErrorShape::unavailable(e.to_string()))
+                })),
             }
             .unwrap_or_else(|e| {
                 tracing::error!(error = %e, "request job failed");
