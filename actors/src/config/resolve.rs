@@ -771,4 +771,4 @@ fn resolve_log_level(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

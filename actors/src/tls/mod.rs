@@ -68,16 +68,7 @@ impl PemCert {
 
 /// `YYYY-MM-DD` (UTC) of a time in seconds since the epoch.
 pub fn date(unix_secs: i64) -> String {
-    // Howard Hinnant's civil_from_days.
-    let z = unix_secs.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = crate::shared::civil_from_days(unix_secs.div_euclid(86_400));
     format!("{y:04}-{m:02}-{d:02}")
 }
 

@@ -2,16 +2,9 @@
 
 use super::*;
 use crate::config::{resolve_with, HostInfo, Inputs};
-use std::collections::HashMap;
 use std::path::PathBuf;
 
-fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let m: HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    move |k| m.get(k).cloned()
-}
+use crate::config::resolve::tests::env_of;
 
 fn loopback_host() -> HostInfo {
     HostInfo {
