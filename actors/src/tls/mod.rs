@@ -141,7 +141,7 @@ impl TlsState {
     }
 
     /// Notes a refused pair.
-    pub fn refused(&self, _why: &MaterialError) {
+    pub fn refused(&self) {
         self.reload_failures.fetch_add(1, Ordering::Relaxed);
     }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::{json, Value};
 
-use super::{fingerprint, material, TlsState};
+use super::{fingerprint, TlsState};
 use crate::audit::{AuditEvent, AuditHandle};
 
 /// How often the files are checked.
@@ -183,7 +183,8 @@ pub async fn reload(a: &TlsReloaderArgs, trigger: &'static str) -> Value {
     let s = &a.state.settings;
     let old = a.state.current();
     match s.load() {
-        Ok(m) if m.fingerprint == old.fingerprint && same_key(&m, &old) => {
+        // The same chain (the key must match its leaf, so it is the same key too).
+        Ok(m) if m.key.cert == old.key.cert => {
             json!({"ok": true, "changed": false, "fingerprintSha256": fingerprint::display(&m.fingerprint)})
         }
         Ok(m) => {
@@ -197,7 +198,7 @@ pub async fn reload(a: &TlsReloaderArgs, trigger: &'static str) -> Value {
             json!({"ok": true, "changed": true, "fingerprintSha256": fingerprint::display(&new_fp)})
         }
         Err(e) => {
-            a.state.refused(&e);
+            a.state.refused();
             let why = e.to_string();
             tracing::warn!(trigger, reason = %why, "TLS reload refused; the served certificate stays");
             a.audit
@@ -206,12 +207,6 @@ pub async fn reload(a: &TlsReloaderArgs, trigger: &'static str) -> Value {
             json!({"ok": false, "error": why})
         }
     }
-}
-
-/// Whether two pairs hold the same key (a new key for the same certificate cannot pass the
-/// match check, so comparing the certificate chain is enough; kept explicit for clarity).
-fn same_key(a: &material::Material, b: &material::Material) -> bool {
-    a.key.cert == b.key.cert
 }
 
 /// Logs and audits a certificate that expires within [`EXPIRY_WARNING`].
