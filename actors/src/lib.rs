@@ -43,6 +43,7 @@ pub mod config;
 pub mod gateway;
 pub mod guard;
 pub mod listener;
+pub mod nodes;
 pub mod presence;
 pub mod protocol;
 pub mod root;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
 use serde_json::{json, Value};
 
+use crate::protocol::scopes::{satisfies, READ};
 use crate::session::{Broadcast, SessionMsg, SessionRef};
 use crate::shared::{now_ms, read, Counters, Facts, Hub, Registry, VERSION};
 
@@ -42,6 +43,19 @@ pub enum PresenceMsg {
         session: SessionRef,
         /// Whether the client appears in presence (not `cli`/`probe`).
         listed: bool,
+        /// Its granted scopes (scoped events go only to operators that hold the scope).
+        scopes: Vec<String>,
+        /// A node: it gets only the unscoped broadcasts (`tick`, `shutdown`).
+        node: bool,
+    },
+    /// Send an event to every operator session whose scopes satisfy `scope`.
+    Scoped {
+        /// Event name.
+        event: &'static str,
+        /// Payload.
+        payload: Value,
+        /// Scope required to receive it.
+        scope: &'static str,
     },
     /// A session ended.
     Leave {
@@ -54,10 +68,18 @@ pub enum PresenceMsg {
     FlushPresence,
 }
 
+/// A joined session.
+struct Member {
+    session: SessionRef,
+    listed: bool,
+    scopes: Vec<String>,
+    node: bool,
+}
+
 /// State.
 pub struct PresenceState {
     args: PresenceArgs,
-    sessions: HashMap<String, (SessionRef, bool)>,
+    sessions: HashMap<String, Member>,
     flush_scheduled: bool,
 }
 
@@ -93,6 +115,7 @@ impl PresenceMsg {
         match self {
             PresenceMsg::Join { .. } => "Join",
             PresenceMsg::Leave { .. } => "Leave",
+            PresenceMsg::Scoped { .. } => "Scoped",
             PresenceMsg::Tick => "Tick",
             PresenceMsg::FlushPresence => "FlushPresence",
         }
@@ -129,25 +152,38 @@ impl Actor for PresenceActor {
                 conn_id,
                 session,
                 listed,
+                scopes,
+                node,
             } => {
-                st.sessions.insert(conn_id, (session, listed));
+                let m = Member {
+                    session,
+                    listed,
+                    scopes,
+                    node,
+                };
+                st.sessions.insert(conn_id, m);
                 if listed {
                     schedule_flush(&me, st);
                 }
             }
             PresenceMsg::Leave { conn_id } => {
-                if let Some((_, true)) = st.sessions.remove(&conn_id) {
+                if st.sessions.remove(&conn_id).is_some_and(|m| m.listed) {
                     schedule_flush(&me, st);
                 }
             }
-            PresenceMsg::Tick => broadcast(st, "tick", json!({"ts": now_ms()}), true, None),
+            PresenceMsg::Tick => broadcast(st, "tick", json!({"ts": now_ms()}), true, None, None),
+            PresenceMsg::Scoped {
+                event,
+                payload,
+                scope,
+            } => broadcast(st, event, payload, true, None, Some(scope)),
             PresenceMsg::FlushPresence => {
                 st.flush_scheduled = false;
                 let a = &st.args;
                 Counters::bump(&a.counters.presence_version);
                 let sv = a.counters.state_version();
                 let payload = json!({"presence": entries(&a.facts, &a.registry)});
-                broadcast(st, "presence", payload, true, Some(sv));
+                broadcast(st, "presence", payload, true, Some(sv), Some(READ));
             }
         }
         Ok(())
@@ -167,6 +203,7 @@ fn broadcast(
     payload: Value,
     drop_if_slow: bool,
     sv: Option<Value>,
+    scope: Option<&'static str>,
 ) {
     let b = Arc::new(Broadcast {
         event,
@@ -175,8 +212,14 @@ fn broadcast(
         state_version: sv,
     });
     // A session that is gone just fails the cast; its Leave is on the way.
-    for (s, _) in st.sessions.values() {
-        let _ = s.cast(SessionMsg::Event(b.clone()));
+    for m in st.sessions.values() {
+        let wanted = match scope {
+            None => true,
+            Some(s) => !m.node && satisfies(&m.scopes, s),
+        };
+        if wanted {
+            let _ = m.session.cast(SessionMsg::Event(b.clone()));
+        }
     }
 }
 

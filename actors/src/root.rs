@@ -1,6 +1,6 @@
 //! The root supervisor (one_for_one). Its children are data: [`children`] lists one
 //! [`ChildSpec`] per child, in start order — AuditLogger, Auth, RateLimiter, Reloader,
-//! Presence, SessionManager, TunnelSupervisor, the TLS reloader (with TLS on), then one
+//! Presence, SessionManager, NodeRegistry, TunnelSupervisor, the TLS reloader (with TLS on), then one
 //! Listener per address (none for
 //! `openclaw tunnel run`). Each spec carries its start function and the typed slot it fills,
 //! so a restarted child is reachable again at once. All are permanent: a crashed child is
@@ -19,6 +19,7 @@ use crate::auth::{self, AuthArgs};
 use crate::config::reloader::{self, ReloaderArgs};
 use crate::guard::limiter_actor;
 use crate::listener::{self, http::HttpCtx, ListenerArgs};
+use crate::nodes::{self, NodeArgs};
 use crate::presence::{self, PresenceArgs};
 use crate::session::manager::{self, SessionManagerArgs, SessionManagerMsg};
 use crate::shared::Hub;
@@ -139,6 +140,14 @@ pub fn children(args: &RootArgs) -> (Vec<ChildSpec>, Vec<String>) {
             },
             Some(peers.sessions.clone()),
             manager::spawn,
+        ),
+        ChildSpec::new(
+            "nodes",
+            p,
+            secs(5),
+            NodeArgs::from_hub(hub, peers),
+            Some(peers.nodes.clone()),
+            nodes::spawn,
         ),
         ChildSpec::new(
             "tunnels",

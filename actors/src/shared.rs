@@ -249,6 +249,8 @@ pub struct Hub {
     pub audit: AuditHandle,
     /// The served TLS pair, when the listeners speak TLS.
     pub tls: Option<Arc<crate::tls::TlsState>>,
+    /// Node summary and relay counters (written by the NodeRegistry).
+    pub nodes: Arc<crate::nodes::NodeTable>,
 }
 
 // === impl Facts ===
@@ -514,6 +516,7 @@ impl Hub {
             preauth: Arc::default(),
             audit,
             tls,
+            nodes: Arc::default(),
         }
     }
 

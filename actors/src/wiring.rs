@@ -13,6 +13,7 @@ use ractor::{ActorRef, Message, RpcReplyPort};
 use crate::auth::AuthMsg;
 use crate::config::reloader::ReloaderMsg;
 use crate::guard::limiter_actor::RateLimiterMsg;
+use crate::nodes::NodeMsg;
 use crate::presence::PresenceMsg;
 use crate::session::manager::SessionManagerMsg;
 use crate::shared::{read, write};
@@ -41,6 +42,8 @@ pub struct Peers {
     pub reloader: Slot<ReloaderMsg>,
     /// The TLS reloader (empty when TLS is off).
     pub tls: Slot<TlsReloaderMsg>,
+    /// The NodeRegistry.
+    pub nodes: Slot<NodeMsg>,
 }
 
 /// Why a call through a slot got no answer.

@@ -21,6 +21,9 @@
 //! | `audit.recovered` | a partial last line left by a crash was removed |
 //! | `tls.reloaded` / `tls.reload_failed` | a new certificate is served / a bad pair was refused (the old one stays) |
 //! | `tls.expiring` | the served certificate expires within 14 days (once a day) |
+//! | `node.connect` / `node.disconnect` | a node session registered / left (with the invokes its leaving failed) |
+//! | `node.pair.requested` / `node.pair.approved` / `node.pair.rejected` / `node.pair.removed` / `node.renamed` | node command-surface approval |
+//! | `node.invoke` | one relayed invoke: node, command, caller, duration and outcome (never the payload) |
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -149,6 +152,38 @@ pub const EVENTS: &[(&str, &[&str])] = &[
     ),
     ("tls.reload_failed", &["trigger", "reason"]),
     ("tls.expiring", &["fingerprint", "notAfter", "daysLeft"]),
+    (
+        "node.connect",
+        &[
+            "nodeId",
+            "connId",
+            "displayName",
+            "platform",
+            "version",
+            "remoteIp",
+            "approvalState",
+        ],
+    ),
+    ("node.disconnect", &["nodeId", "connId", "failedInvokes"]),
+    (
+        "node.pair.requested",
+        &["nodeId", "requestId", "remoteIp", "commands"],
+    ),
+    ("node.pair.approved", &["nodeId", "requestId", "byConnId"]),
+    ("node.pair.rejected", &["nodeId", "requestId", "byConnId"]),
+    ("node.pair.removed", &["nodeId", "requestId", "byConnId"]),
+    ("node.renamed", &["nodeId", "displayName", "byConnId"]),
+    (
+        "node.invoke",
+        &[
+            "invokeId",
+            "nodeId",
+            "command",
+            "callerConnId",
+            "durationMs",
+            "outcome",
+        ],
+    ),
 ];
 
 /// Who a handshake came from, as `auth.ok` / `auth.fail` record it.
@@ -428,6 +463,80 @@ impl AuditEvent {
             .with("daysLeft", days_left)
     }
 
+    /// `node.connect`.
+    pub fn node_connect(h: &crate::nodes::NodeHello, approval_state: &str) -> Self {
+        Self::new("node.connect")
+            .with("nodeId", h.node_id.as_str())
+            .with("connId", h.conn_id.as_str())
+            .with_opt("displayName", h.display_name.clone())
+            .with("platform", h.platform.as_str())
+            .with("version", h.version.as_str())
+            .with("remoteIp", h.remote_ip.as_str())
+            .with("approvalState", approval_state)
+    }
+
+    /// `node.disconnect`: `failed` pending invokes failed with `DISCONNECTED`.
+    pub fn node_disconnect(node_id: &str, conn_id: &str, failed: usize) -> Self {
+        Self::new("node.disconnect")
+            .with("nodeId", node_id)
+            .with("connId", conn_id)
+            .with("failedInvokes", failed)
+    }
+
+    /// `node.pair.requested`: a node's command surface awaits approval.
+    pub fn node_pair_requested(
+        node_id: &str,
+        request_id: &str,
+        remote_ip: &str,
+        commands: usize,
+    ) -> Self {
+        Self::new("node.pair.requested")
+            .with("nodeId", node_id)
+            .with("requestId", request_id)
+            .with("remoteIp", remote_ip)
+            .with("commands", commands)
+    }
+
+    /// `node.pair.approved` / `node.pair.rejected` / `node.pair.removed`.
+    pub fn node_pair_decided(
+        event: &'static str,
+        node_id: &str,
+        request_id: &str,
+        by_conn_id: &str,
+    ) -> Self {
+        debug_assert!(event.starts_with("node.pair."));
+        Self::new(event)
+            .with("nodeId", node_id)
+            .with("requestId", request_id)
+            .with("byConnId", by_conn_id)
+    }
+
+    /// `node.renamed`.
+    pub fn node_renamed(node_id: &str, display_name: &str, by_conn_id: &str) -> Self {
+        Self::new("node.renamed")
+            .with("nodeId", node_id)
+            .with("displayName", display_name)
+            .with("byConnId", by_conn_id)
+    }
+
+    /// `node.invoke`: `outcome` is `ok`, `node_error`, `timeout`, `disconnected` or `too_large`.
+    pub fn node_invoke(
+        invoke_id: &str,
+        node_id: &str,
+        command: &str,
+        caller_conn_id: &str,
+        duration_ms: u64,
+        outcome: &str,
+    ) -> Self {
+        Self::new("node.invoke")
+            .with("invokeId", invoke_id)
+            .with("nodeId", node_id)
+            .with("command", command)
+            .with("callerConnId", caller_conn_id)
+            .with("durationMs", duration_ms)
+            .with("outcome", outcome)
+    }
+
     /// The fields [`EVENTS`] lists for this event (empty for an unlisted one).
     pub fn allowed_fields(&self) -> &'static [&'static str] {
         EVENTS
@@ -458,6 +567,25 @@ mod tests {
             origin: None,
             proxy_user: Some(Ok("alice".into())),
             user_agent: None,
+            connected_at_ms: 0,
+        }
+    }
+
+    fn node_hello() -> crate::nodes::NodeHello {
+        crate::nodes::NodeHello {
+            node_id: "n".into(),
+            conn_id: "c".into(),
+            client_id: "node-host".into(),
+            client_mode: "node".into(),
+            display_name: Some("peer".into()),
+            platform: "linux".into(),
+            version: "1".into(),
+            device_family: None,
+            caps: vec![],
+            commands: vec![],
+            path_env: None,
+            remote_ip: "127.0.0.1".into(),
+            local: true,
             connected_at_ms: 0,
         }
     }
@@ -508,6 +636,14 @@ mod tests {
             AuditEvent::tls_reloaded("file", "aa", "bb"),
             AuditEvent::tls_reload_failed("SIGHUP", "bad"),
             AuditEvent::tls_expiring("aa", 1, 2),
+            AuditEvent::node_connect(&node_hello(), "approved"),
+            AuditEvent::node_disconnect("n", "c1", 2),
+            AuditEvent::node_pair_requested("n", "r", "1.2.3.4", 13),
+            AuditEvent::node_pair_decided("node.pair.approved", "n", "r", "c1"),
+            AuditEvent::node_pair_decided("node.pair.rejected", "n", "r", "c1"),
+            AuditEvent::node_pair_decided("node.pair.removed", "n", "", "c1"),
+            AuditEvent::node_renamed("n", "x", "c1"),
+            AuditEvent::node_invoke("i", "n", "system.which", "c1", 5, "ok"),
         ];
         let mut seen = std::collections::BTreeSet::new();
         for ev in &all {

@@ -8,6 +8,7 @@ pub mod lockout;
 mod pair_ops;
 pub mod pairing;
 pub mod rules;
+pub mod tokens;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,12 +63,15 @@ pub struct AuthRequest {
 pub enum AuthReply {
     /// Send `hello-ok`.
     Accept {
-        /// `none` | `token` | `password`.
+        /// `none` | `token` | `password` | `device-token`.
         method: &'static str,
         /// Granted scopes.
         scopes: Vec<String>,
         /// Verified device id.
         device_id: Option<String>,
+        /// The paired device's token for this role and when it was issued (`hello-ok`
+        /// `auth.deviceToken` / `auth.issuedAtMs`).
+        device_token: Option<(String, i64)>,
     },
     /// Send `error`, then close 1008 with `close_reason`.
     Reject {
@@ -145,6 +149,8 @@ pub struct AuthState {
     written: Arc<std::sync::Mutex<u64>>,
     /// Auth-failure lockout.
     lockout: Option<lockout::Lockout>,
+    /// Device-token key (`None` when it could not be read or created: no tokens then).
+    tokens: Option<tokens::TokenKey>,
 }
 
 /// Reference to the auth actor.
@@ -197,7 +203,15 @@ impl Actor for AuthActor {
         let store = DeviceStore::load(&args.state_dir);
         let lockout = args.live.get().lockout.map(lockout::Lockout::new);
         me.send_interval(Duration::from_secs(30), || AuthMsg::Prune);
+        let tokens = match tokens::TokenKey::load_or_create(&args.state_dir) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read or create the device-token key; devices must use the shared secret");
+                None
+            }
+        };
         Ok(AuthState {
+            tokens,
             args,
             store,
             pending: Default::default(),
@@ -336,13 +350,12 @@ fn reject(error: ErrorShape) -> AuthReply {
 /// Runs the pure rules with the secrets in force.
 fn verdict(state: &AuthState, req: &AuthRequest, live: &Live) -> Verdict {
     let (p, c) = (&req.params, &req.conn);
-    let store = &state.store;
-    let pairing = |id: &str| {
-        if store.devices.contains_key(id) {
-            Pairing::Paired
-        } else {
-            Pairing::Unknown
-        }
+    let pairing = |id: &str| match state.store.devices.get(id) {
+        Some(d) => Pairing::Paired {
+            token: device_token(state, id, p.role()).map(|(t, _)| t),
+            scopes: d.scopes.clone(),
+        },
+        None => Pairing::Unknown,
     };
     match (&live.secrets.mode, &live.policy.proxy_auth) {
         (crate::config::AuthMode::TrustedProxy, Some(pa)) => rules::decide_trusted_proxy(
@@ -380,6 +393,9 @@ async fn decide(state: &mut AuthState, req: &AuthRequest, live: &Live) -> Decide
             if let (true, Some(id)) = (approve_device, &device_id) {
                 pair_ops::approve_silently(state, req, id);
             }
+            let device_token = device_id
+                .as_deref()
+                .and_then(|id| device_token(state, id, req.params.role()));
             Counters::bump(&counters.auth_ok);
             let ev = AuditEvent::auth_ok(who(req), method, &scopes)
                 .with_opt("deviceId", device_id.clone());
@@ -388,6 +404,7 @@ async fn decide(state: &mut AuthState, req: &AuthRequest, live: &Live) -> Decide
                 method,
                 scopes,
                 device_id,
+                device_token,
             };
             Decided {
                 reply,
@@ -426,6 +443,20 @@ async fn decide(state: &mut AuthState, req: &AuthRequest, live: &Live) -> Decide
             }
         }
     }
+}
+
+/// The token of a paired device for `role` and its issue time (the approval time, so a
+/// re-approval or removal revokes older tokens). `None`: not paired under that role, or no key.
+fn device_token(state: &AuthState, device_id: &str, role: &str) -> Option<(String, i64)> {
+    let d = state.store.devices.get(device_id)?;
+    if d.role != role {
+        return None;
+    }
+    let issued = d.approved_at_ms;
+    Some((
+        state.tokens.as_ref()?.token(device_id, role, issued),
+        issued,
+    ))
 }
 
 fn error_code(e: &ErrorShape) -> String {

@@ -32,10 +32,16 @@ pub enum SecretCheck {
 }
 
 /// What the pairing store knows about a device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pairing {
     /// Approved earlier.
-    Paired,
+    Paired {
+        /// The device token it was issued for the requested role (`None`: paired under
+        /// another role, so no token of it is valid for this one).
+        token: Option<String>,
+        /// The scopes it was approved with (a device-token login gets at most these).
+        scopes: Vec<String>,
+    },
     /// Unknown.
     Unknown,
 }
@@ -45,7 +51,7 @@ pub enum Pairing {
 pub enum Verdict {
     /// Accepted.
     Accept {
-        /// `none` | `token` | `password`.
+        /// `none` | `token` | `password` | `device-token`.
         method: &'static str,
         /// Granted scopes.
         scopes: Vec<String>,
@@ -141,6 +147,21 @@ pub fn auth_error(reason: &str, local: bool) -> ErrorShape {
     }))
 }
 
+/// `unauthorized: device token mismatch` (the device token is wrong, revoked, or the
+/// device is no longer paired).
+pub fn device_token_mismatch() -> ErrorShape {
+    ErrorShape::new(
+        code::INVALID_REQUEST,
+        "unauthorized: device token mismatch (rotate/reissue device token)",
+    )
+    .with_details(json!({
+        "code": "AUTH_DEVICE_TOKEN_MISMATCH",
+        "authReason": "device_token_mismatch",
+        "canRetryWithDeviceToken": false,
+        "recommendedNextStep": "update_auth_credentials",
+    }))
+}
+
 /// `NOT_PAIRED "device identity required"`.
 pub fn device_identity_required() -> ErrorShape {
     ErrorShape::new(code::NOT_PAIRED, "device identity required")
@@ -181,9 +202,31 @@ pub fn decide(
         }
         None => None,
     };
+    let presented_device_token = params
+        .auth
+        .as_ref()
+        .and_then(|a| a.device_token.as_deref())
+        .filter(|t| !t.is_empty());
+    let mut token_scopes = None;
     let method = match check_secret(secrets, params) {
         SecretCheck::Ok(m) => m,
         SecretCheck::Failed(reason) => return reject(auth_error(reason, local), reason, true),
+        SecretCheck::Missing if presented_device_token.is_some() && device_id.is_some() => {
+            let (id, presented) = (
+                device_id.as_deref().unwrap_or(""),
+                presented_device_token.unwrap_or(""),
+            );
+            match pairing(id) {
+                Pairing::Paired {
+                    token: Some(t),
+                    scopes,
+                } if super::tokens::same(&t, presented) => {
+                    token_scopes = Some(scopes);
+                    "device-token"
+                }
+                _ => return reject(device_token_mismatch(), "device_token_mismatch", true),
+            }
+        }
         SecretCheck::Missing if device_id.is_none() => {
             return reject(
                 device_identity_required(),
@@ -218,9 +261,16 @@ pub fn decide(
             approve_device: false,
         },
         Some(id) => match (pairing(&id), local) {
-            (Pairing::Paired, _) => Verdict::Accept {
+            (Pairing::Paired { .. }, _) => Verdict::Accept {
                 method,
-                scopes: requested,
+                // A device token grants at most what the device was approved for.
+                scopes: match token_scopes {
+                    Some(approved) => requested
+                        .into_iter()
+                        .filter(|s| crate::protocol::scopes::satisfies(&approved, s))
+                        .collect(),
+                    None => requested,
+                },
                 device_id: Some(id),
                 approve_device: false,
             },

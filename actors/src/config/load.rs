@@ -189,6 +189,17 @@ fn typed(value: Value, file: &Path) -> Result<FileConfig, ConfigError> {
     })
 }
 
+/// SHA-256 (hex) of the config file's bytes; the hash of no bytes when it cannot be read.
+/// `config.get` reports it, and the Reloader compares it to notice edits.
+pub fn file_hash(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let raw = std::fs::read(path).unwrap_or_default();
+    Sha256::digest(&raw)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,15 +263,4 @@ mod tests {
             "{msg}"
         );
     }
-}
-
-/// SHA-256 (hex) of the config file's bytes; the hash of no bytes when it cannot be read.
-/// `config.get` reports it, and the Reloader compares it to notice edits.
-pub fn file_hash(path: &Path) -> String {
-    use sha2::{Digest, Sha256};
-    let raw = std::fs::read(path).unwrap_or_default();
-    Sha256::digest(&raw)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }

@@ -57,6 +57,12 @@ pub struct ConnectParams {
     /// Node capabilities.
     #[serde(default)]
     pub caps: Option<Value>,
+    /// Node commands.
+    #[serde(default)]
+    pub commands: Option<Value>,
+    /// Node `PATH`.
+    #[serde(default)]
+    pub path_env: Option<Value>,
 }
 
 /// `client` block of `connect`.

@@ -8,6 +8,8 @@ use serde_json::{json, Value};
 
 use super::{methods, Phase, SessionRef, SessionState};
 use crate::auth::{AuthMsg, AuthReply, AuthRequest};
+use crate::nodes::policy::strings;
+use crate::nodes::{NodeHello, NodeMsg};
 use crate::presence::{self, PresenceMsg};
 use crate::protocol::connect::ConnectParams;
 use crate::protocol::errors::{code, ErrorShape};
@@ -27,6 +29,12 @@ pub const EVENTS: &[&str] = &[
     "health",
     "heartbeat",
     "shutdown",
+    "node.invoke.request",
+    "node.invoke.cancel",
+    "node.pair.requested",
+    "node.pair.resolved",
+    "node.hostStats",
+    "node.runnerInventory.changed",
 ];
 
 /// Handles the first frame of a connection.
@@ -89,9 +97,16 @@ pub(super) async fn on_first_frame(me: &SessionRef, st: &mut SessionState, text:
             method,
             scopes,
             device_id,
-        }) => hello(
-            me, st, &req.id, &params, protocol, method, scopes, device_id,
-        ),
+            device_token,
+        }) => {
+            let granted = Granted {
+                method,
+                scopes,
+                device_id,
+                device_token,
+            };
+            hello(me, st, &req.id, &params, protocol, granted)
+        }
         Ok(AuthReply::Reject {
             error,
             close_reason,
@@ -106,17 +121,28 @@ fn starting() -> ErrorShape {
     e.with_details(json!({"reason": "auth-unavailable"}))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What the Auth actor granted.
+struct Granted {
+    method: &'static str,
+    scopes: Vec<String>,
+    device_id: Option<String>,
+    device_token: Option<(String, i64)>,
+}
+
 fn hello(
     me: &SessionRef,
     st: &mut SessionState,
     id: &str,
     p: &ConnectParams,
     protocol: u32,
-    method: &'static str,
-    granted: Vec<String>,
-    device_id: Option<String>,
+    g: Granted,
 ) {
+    let Granted {
+        method,
+        scopes: granted,
+        device_id,
+        device_token,
+    } = g;
     let identity = Identity {
         client_id: p.client.id.clone(),
         client_mode: p.client.mode.clone(),
@@ -135,7 +161,11 @@ fn hello(
     if let Some(t) = st.handshake_timer.take() {
         t.abort();
     }
-    let payload = hello_payload(st, &identity);
+    let mut payload = hello_payload(st, &identity);
+    if let Some((token, issued)) = device_token {
+        payload["auth"]["deviceToken"] = json!(token);
+        payload["auth"]["issuedAtMs"] = json!(issued);
+    }
     *write(&st.stats.identity) = Some(identity.clone());
     st.frame_limit.store(MAX_PAYLOAD_BYTES, Ordering::Relaxed);
     st.admitted.preauth = None; // authenticated: no longer counts against the pre-auth cap
@@ -143,13 +173,49 @@ fn hello(
     let ctx = st.ctx.clone();
     st.out
         .control(super::Out::StartPings(ctx.hub.settings().ping_interval));
+    let node = identity.role == "node";
     ctx.peers.presence.cast(PresenceMsg::Join {
         conn_id: st.conn.conn_id.clone(),
         session: me.clone(),
         listed: presence::is_listed(&identity.client_mode),
+        scopes: identity.scopes.clone(),
+        node,
     });
+    if let (true, Some(node_id)) = (node, identity.device_id.clone()) {
+        let h = node_hello(st, p, node_id, identity.authenticated_at_ms);
+        ctx.peers.nodes.cast(NodeMsg::Connected {
+            hello: Box::new(h.clone()),
+            session: me.clone(),
+        });
+        st.node = Some(h);
+    }
     tracing::debug!(client = %identity.client_id, mode = %identity.client_mode, role = %identity.role, "authenticated");
     st.phase = Phase::Ready(Box::new(identity));
+}
+
+/// What a node declared at `connect`, for the NodeRegistry (lists bounded: at most 64 caps
+/// and 512 commands of at most 128 bytes each).
+fn node_hello(st: &SessionState, p: &ConnectParams, node_id: String, at: i64) -> NodeHello {
+    NodeHello {
+        node_id,
+        conn_id: st.conn.conn_id.clone(),
+        client_id: p.client.id.clone(),
+        client_mode: p.client.mode.clone(),
+        display_name: p.client.display_name.clone(),
+        platform: p.client.platform.clone(),
+        version: p.client.version.clone(),
+        device_family: p.client.device_family.clone(),
+        caps: strings(p.caps.as_ref(), 64),
+        commands: strings(p.commands.as_ref(), 512),
+        path_env: p
+            .path_env
+            .as_ref()
+            .and_then(Value::as_str)
+            .map(|s| s.chars().take(4096).collect()),
+        remote_ip: st.conn.client.to_string(),
+        local: st.conn.is_local(),
+        connected_at_ms: at,
+    }
 }
 
 fn hello_payload(st: &SessionState, i: &Identity) -> Value {

@@ -55,6 +55,8 @@ pub enum SessionManagerMsg {
         /// Answer: sessions still alive.
         reply_to: RpcReplyPort<usize>,
     },
+    /// The NodeRegistry restarted: every node session announces itself again.
+    Rejoin,
     /// Close these connections with `code` and `reason` (e.g. 4001 "device removed");
     /// ids no longer open are ignored.
     Close {
@@ -96,6 +98,7 @@ impl SessionManagerMsg {
             SessionManagerMsg::Open(_) => "Open",
             SessionManagerMsg::Shutdown { .. } => "Shutdown",
             SessionManagerMsg::Close { .. } => "Close",
+            SessionManagerMsg::Rejoin => "Rejoin",
         }
     }
 }
@@ -164,6 +167,11 @@ impl Actor for SessionManagerActor {
                     }
                     let _ = reply_to.send(left);
                 });
+            }
+            SessionManagerMsg::Rejoin => {
+                for (_, s) in st.sessions.values() {
+                    let _ = s.cast(SessionMsg::Rejoin);
+                }
             }
             SessionManagerMsg::Close {
                 conn_ids,

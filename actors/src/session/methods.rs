@@ -12,8 +12,9 @@ use serde_json::{json, Value};
 
 use super::logtail::{tail, TailParams};
 use crate::auth::{AuthMsg, Caller, PairingOp};
+use crate::nodes::{policy as node_policy, NodeMsg, NodePairOp};
 use crate::protocol::errors::ErrorShape;
-use crate::protocol::scopes::{satisfies, ADMIN, PAIRING, READ};
+use crate::protocol::scopes::{satisfies, ADMIN, PAIRING, READ, WRITE};
 use crate::shared::{now_ms, ConnStats, Counters, Hub, Identity, VERSION};
 use crate::tunnel::supervisor::TunnelSupMsg;
 use crate::wiring::Peers;
@@ -52,13 +53,24 @@ pub enum Run {
     Async(fn(&Call<'_>) -> Result<Fut, ErrorShape>),
 }
 
+/// Which role may call a method (PROTOCOL-NODES §2.4: gated both ways).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Role {
+    /// Operators (scope-checked).
+    Operator,
+    /// Nodes (no scopes; the caller's device id is the node id).
+    Node,
+}
+
 /// One method.
 #[derive(Clone, Copy)]
 pub struct Method {
     /// Wire name.
     pub name: &'static str,
-    /// The scope it needs.
+    /// The scope it needs (operator methods).
     pub scope: &'static str,
+    /// Who may call it.
+    pub role: Role,
     /// How it runs.
     pub run: Run,
 }
@@ -91,6 +103,23 @@ pub const METHODS: &[Method] = &[
     m("device.pair.approve", PAIRING, Run::Async(device_pair)),
     m("device.pair.reject", PAIRING, Run::Async(device_pair)),
     m("device.pair.remove", PAIRING, Run::Async(device_pair)),
+    m("node.list", READ, Run::Async(node_list)),
+    m("node.describe", READ, Run::Async(node_describe)),
+    // Needs `operator.admin` for some commands, checked by `node_invoke`.
+    m("node.invoke", WRITE, Run::Async(node_invoke)),
+    m("node.pair.list", PAIRING, Run::Async(node_pair)),
+    m("node.pair.approve", PAIRING, Run::Async(node_pair)),
+    m("node.pair.reject", PAIRING, Run::Async(node_pair)),
+    m("node.pair.remove", PAIRING, Run::Async(node_pair)),
+    m("node.rename", PAIRING, Run::Async(node_pair)),
+    n("node.invoke.result", Run::Async(node_invoke_result)),
+    n("node.event", Run::Async(node_event)),
+    n("node.runnerInventory.update", Run::Async(node_inventory)),
+    n("node.skills.update", Run::Now(|c| node_echo(c, "skills"))),
+    n(
+        "node.pluginTools.update",
+        Run::Now(|c| node_echo(c, "tools")),
+    ),
 ];
 
 /// Test-only methods (feature `fault-injection`): make a session or a tunnel actor panic.
@@ -102,10 +131,25 @@ pub const DEBUG_METHODS: &[Method] = &[
         Run::Now(|_| panic!("fault injection: debug.panic requested by the client")),
     ),
     m("debug.tunnel.panic", READ, Run::Async(tunnel_panic)),
+    m("debug.nodes.panic", READ, Run::Now(nodes_panic)),
 ];
 
 const fn m(name: &'static str, scope: &'static str, run: Run) -> Method {
-    Method { name, scope, run }
+    Method {
+        name,
+        scope,
+        role: Role::Operator,
+        run,
+    }
+}
+
+const fn n(name: &'static str, run: Run) -> Method {
+    Method {
+        name,
+        scope: "",
+        role: Role::Node,
+        run,
+    }
 }
 
 /// The whole table (with the test-only methods when built with `fault-injection`).
@@ -132,7 +176,18 @@ pub fn dispatch(call: &Call<'_>) -> Dispatch {
     let Some(m) = find(call.method) else {
         return Dispatch::Done(Err(ErrorShape::unknown_method(call.method)));
     };
-    if !satisfies(&call.who.scopes, m.scope) {
+    let role = if call.who.role == "node" {
+        Role::Node
+    } else {
+        Role::Operator
+    };
+    if m.role != role {
+        return Dispatch::Done(Err(ErrorShape::new(
+            crate::protocol::errors::code::INVALID_REQUEST,
+            format!("unauthorized role: {}", call.who.role),
+        )));
+    }
+    if role == Role::Operator && !satisfies(&call.who.scopes, m.scope) {
         return Dispatch::Done(Err(ErrorShape::missing_scope(m.scope)));
     }
     match m.run {
@@ -289,6 +344,181 @@ fn device_pair(c: &Call<'_>) -> Result<Fut, ErrorShape> {
     }))
 }
 
+/// A required non-empty string param.
+fn str_param(method: &str, params: Option<&Value>, name: &str) -> Result<String, ErrorShape> {
+    params
+        .and_then(|p| p.get(name))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            ErrorShape::invalid_params(
+                method,
+                &format!("must have required property '{name}' (non-empty string)"),
+            )
+        })
+}
+
+/// The caller, for approvals, bounds and the audit.
+fn caller(c: &Call<'_>) -> Caller {
+    Caller {
+        conn_id: c.conn.conn_id().to_string(),
+        scopes: c.who.scopes.clone(),
+    }
+}
+
+/// Asks the NodeRegistry and waits up to `wait`; a registry that is down or restarted while
+/// the call was pending answers a clear, retryable error instead of hanging.
+fn ask_nodes(
+    c: &Call<'_>,
+    wait: Duration,
+    msg: impl FnOnce(ractor::RpcReplyPort<Result<Value, ErrorShape>>) -> NodeMsg + Send + 'static,
+) -> Fut {
+    let nodes = c.peers.nodes.clone();
+    Box::pin(async move {
+        nodes.call(msg, wait).await.unwrap_or_else(|e| {
+            let mut err = ErrorShape::unavailable(format!(
+                "node registry {e} (it restarts on its own; pending invokes were not completed); retry shortly"
+            ));
+            err.retryable = Some(true);
+            err.retry_after_ms = Some(500);
+            Err(err)
+        })
+    })
+}
+
+const NODE_CALL: Duration = Duration::from_secs(10);
+
+fn node_list(c: &Call<'_>) -> Result<Fut, ErrorShape> {
+    Ok(ask_nodes(c, NODE_CALL, |reply_to| NodeMsg::List {
+        reply_to,
+    }))
+}
+
+fn node_describe(c: &Call<'_>) -> Result<Fut, ErrorShape> {
+    let node_id = str_param(c.method, c.params, "nodeId")?;
+    Ok(ask_nodes(c, NODE_CALL, |reply_to| NodeMsg::Describe {
+        node_id,
+        reply_to,
+    }))
+}
+
+/// `node.invoke`: params and the command's scope are checked here; the registry relays it
+/// and answers when the node does (or the deadline passes).
+fn node_invoke(c: &Call<'_>) -> Result<Fut, ErrorShape> {
+    let received = std::time::Instant::now();
+    let params = node_policy::parse_invoke(c.params)?;
+    if let Some(e) = node_policy::refuse_command(&params.command) {
+        return Err(e);
+    }
+    let scope = node_policy::invoke_scope(&params.command);
+    if !satisfies(&c.who.scopes, scope) {
+        return Err(ErrorShape::missing_scope(scope));
+    }
+    // The registry answers by the deadline; the margin covers a busy registry.
+    let wait = params.timeout + Duration::from_secs(5);
+    let caller = caller(c);
+    Ok(ask_nodes(c, wait, move |reply_to| NodeMsg::Invoke {
+        caller,
+        params,
+        received,
+        reply_to,
+    }))
+}
+
+/// `node.pair.*` and `node.rename`.
+fn node_pair(c: &Call<'_>) -> Result<Fut, ErrorShape> {
+    let f = |name: &str| str_param(c.method, c.params, name);
+    let op = match c.method {
+        "node.pair.approve" => NodePairOp::Approve {
+            request_id: f("requestId")?,
+        },
+        "node.pair.reject" => NodePairOp::Reject {
+            request_id: f("requestId")?,
+        },
+        "node.pair.remove" => NodePairOp::Remove {
+            node_id: f("nodeId")?,
+        },
+        "node.rename" => NodePairOp::Rename {
+            node_id: f("nodeId")?,
+            display_name: f("displayName")?,
+        },
+        _ => NodePairOp::List,
+    };
+    let caller = caller(c);
+    Ok(ask_nodes(c, NODE_CALL, move |reply_to| NodeMsg::Pair {
+        op,
+        caller,
+        reply_to,
+    }))
+}
+
+/// The calling node's id (its verified device id).
+fn node_id(c: &Call<'_>) -> Result<String, ErrorShape> {
+    c.who.device_id.clone().ok_or_else(|| {
+        ErrorShape::new(
+            crate::protocol::errors::code::INVALID_REQUEST,
+            "node has no device id",
+        )
+    })
+}
+
+fn node_invoke_result(c: &Call<'_>) -> Result<Fut, ErrorShape> {
+    let node_id = node_id(c)?;
+    let result = node_policy::parse_result(c.params)?;
+    if result.node_id != node_id {
+        return Err(ErrorShape::new(
+            crate::protocol::errors::code::INVALID_REQUEST,
+            "nodeId mismatch",
+        ));
+    }
+    Ok(ask_nodes(c, NODE_CALL, move |reply_to| NodeMsg::Result {
+        node_id,
+        result: Box::new(result),
+        reply_to,
+    }))
+}
+
+fn node_event(c: &Call<'_>) -> Result<Fut, ErrorShape> {
+    let node_id = node_id(c)?;
+    let params = c.params.cloned();
+    Ok(ask_nodes(c, NODE_CALL, move |reply_to| NodeMsg::Event {
+        node_id,
+        params,
+        reply_to,
+    }))
+}
+
+fn node_inventory(c: &Call<'_>) -> Result<Fut, ErrorShape> {
+    let node_id = node_id(c)?;
+    Ok(ask_nodes(c, NODE_CALL, move |reply_to| {
+        NodeMsg::Inventory { node_id, reply_to }
+    }))
+}
+
+/// `node.skills.update` / `node.pluginTools.update`: `{nodeId, <key>: [...]}` (this gateway
+/// runs no skills or plugin tools; the lists are acknowledged, not stored).
+fn node_echo(c: &Call<'_>, key: &str) -> Result<Value, ErrorShape> {
+    let list = c
+        .params
+        .and_then(|p| p.get(key))
+        .filter(|v| v.is_array())
+        .cloned()
+        .unwrap_or_else(|| json!([]));
+    let mut v = json!({"nodeId": node_id(c)?});
+    v[key] = list;
+    Ok(v)
+}
+
+#[cfg(feature = "fault-injection")]
+fn nodes_panic(c: &Call<'_>) -> Result<Value, ErrorShape> {
+    if c.peers.nodes.cast(NodeMsg::Panic) {
+        Ok(json!({"panicked": "nodes"}))
+    } else {
+        Err(ErrorShape::unavailable("node registry not running"))
+    }
+}
+
 /// The `health` snapshot embedded in `hello-ok`.
 pub fn health_snapshot(hub: &Hub) -> Value {
     serde_json::to_value(health(hub)).unwrap_or(Value::Null)
@@ -403,6 +633,7 @@ fn status(hub: &Hub) -> Value {
         "channelSummary": [],
         "sessions": {"paths": [], "count": 0, "defaults": {}, "recent": [], "byAgent": []},
         "tunnels": hub.tunnels.rows(),
+        "nodes": hub.nodes.status(),
         "tls": hub.tls.as_ref().map_or_else(|| json!({"enabled": false}), |t| t.status()),
         "security": security(hub),
     })

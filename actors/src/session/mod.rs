@@ -27,6 +27,7 @@ use crate::audit::AuditEvent;
 use crate::guard::limiter::{ConnPermit, LimitKey};
 use crate::guard::limiter_actor;
 use crate::guard::preauth::PreauthPermit;
+use crate::nodes::NodeMsg;
 use crate::presence::PresenceMsg;
 use crate::protocol::errors::ErrorShape;
 use crate::protocol::frame::{self, parse_request, Request};
@@ -119,6 +120,10 @@ pub enum SessionMsg {
         /// Reason for the `shutdown` event.
         reason: String,
     },
+    /// Send this frame as is (node-directed events: no `seq`).
+    Direct(String),
+    /// The NodeRegistry restarted: a node session announces itself again.
+    Rejoin,
     /// Close with this code and reason (e.g. 4001 "device removed") and stop.
     Close {
         /// Close code.
@@ -162,6 +167,8 @@ pub struct SessionState {
     frame_limit: Arc<AtomicUsize>,
     opened: Instant,
     close: Option<(u16, String)>,
+    /// What a node session announced to the NodeRegistry (re-sent after its restart).
+    node: Option<crate::nodes::NodeHello>,
     span: tracing::Span,
     /// Aborted at `hello-ok` and on drop: a pending timer would keep the stopped actor's
     /// cell alive until it fires.
@@ -179,6 +186,8 @@ impl SessionMsg {
             SessionMsg::Event(_) => "Event",
             SessionMsg::Shutdown { .. } => "Shutdown",
             SessionMsg::Close { .. } => "Close",
+            SessionMsg::Direct(_) => "Direct",
+            SessionMsg::Rejoin => "Rejoin",
         }
     }
 }
@@ -222,6 +231,7 @@ impl Actor for SessionActor {
             frame_limit: a.frame_limit,
             opened: Instant::now(),
             close: None,
+            node: None,
             span,
             handshake_timer: Some(handshake_timer),
         })
@@ -281,6 +291,15 @@ impl Actor for SessionActor {
                     st.close_with(&me, 1012, "service restart");
                 }
                 SessionMsg::Close { code, reason } => st.close_with(&me, code, &reason),
+                SessionMsg::Direct(text) => st.send(&me, text),
+                SessionMsg::Rejoin => {
+                    if let Some(h) = &st.node {
+                        st.ctx.peers.nodes.cast(NodeMsg::Connected {
+                            hello: Box::new(h.clone()),
+                            session: me.clone(),
+                        });
+                    }
+                }
             }
             Ok(())
         }
@@ -454,6 +473,12 @@ impl Drop for SessionState {
             self.ctx.peers.presence.cast(PresenceMsg::Leave {
                 conn_id: self.conn.conn_id.clone(),
             });
+            if let Some(h) = &self.node {
+                self.ctx.peers.nodes.cast(NodeMsg::Disconnected {
+                    node_id: h.node_id.clone(),
+                    conn_id: h.conn_id.clone(),
+                });
+            }
         }
         if let Some(origin) = &self.conn.origin {
             ev = ev.with("origin", origin.as_str());

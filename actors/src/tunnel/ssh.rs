@@ -212,7 +212,7 @@ mod tests {
             known_hosts_file: Some("/kh".into()),
             ..Default::default()
         };
-        let spec = &validate(&[t.clone()], std::path::Path::new("c")).unwrap()[0];
+        let spec = &validate(std::slice::from_ref(&t), std::path::Path::new("c")).unwrap()[0];
         let a = argv(spec).join(" ");
         for want in [
             "-N",

@@ -207,7 +207,17 @@ fn device_paths() {
         }
         other => panic!("{other:?}"),
     }
-    match decide(&s, &p, NONCE, false, |_| Pairing::Paired, NOW) {
+    match decide(
+        &s,
+        &p,
+        NONCE,
+        false,
+        |_| Pairing::Paired {
+            token: None,
+            scopes: vec![],
+        },
+        NOW,
+    ) {
         Verdict::Accept { approve_device, .. } => assert!(!approve_device),
         other => panic!("{other:?}"),
     }

@@ -45,6 +45,16 @@ fn identity(scopes: &[&str]) -> Identity {
     }
 }
 
+fn node_identity() -> Identity {
+    Identity {
+        client_id: "node-host".into(),
+        client_mode: "node".into(),
+        role: "node".into(),
+        device_id: Some("dev".into()),
+        ..identity(&[])
+    }
+}
+
 fn conn(hub: &Hub) -> Arc<ConnStats> {
     hub.registry.register(Arc::new(ConnFacts {
         conn_id: "c1".into(),
@@ -64,6 +74,12 @@ fn params(name: &str) -> Value {
         "gateway.tunnels.restart" | "debug.tunnel.panic" => json!({"name": "t"}),
         "device.pair.approve" | "device.pair.reject" => json!({"requestId": "r"}),
         "device.pair.remove" => json!({"deviceId": "d"}),
+        "node.describe" | "node.pair.remove" => json!({"nodeId": "n"}),
+        "node.pair.approve" | "node.pair.reject" => json!({"requestId": "r"}),
+        "node.rename" => json!({"nodeId": "n", "displayName": "x"}),
+        "node.invoke" => json!({"nodeId": "n", "command": "system.which", "idempotencyKey": "k"}),
+        "node.invoke.result" => json!({"id": "i", "nodeId": "dev", "ok": true}),
+        "node.event" => json!({"event": "node.host.stats"}),
         _ => json!({}),
     }
 }
@@ -74,11 +90,12 @@ async fn every_entry_has_a_scope_and_dispatches() {
     let peers = Peers::default();
     let stats = conn(&hub);
     let admin = identity(&[ADMIN]);
+    let node = node_identity();
     let names = names();
     assert!(names.len() >= 14, "{names:?}");
     for m in table() {
         assert!(
-            [READ, WRITE, ADMIN, PAIRING].contains(&m.scope),
+            [READ, WRITE, ADMIN, PAIRING].contains(&m.scope) || m.role == Role::Node,
             "{}: scope {}",
             m.name,
             m.scope
@@ -89,15 +106,15 @@ async fn every_entry_has_a_scope_and_dispatches() {
             "{} listed once",
             m.name
         );
-        if m.name == "debug.panic" {
-            continue; // its handler panics by design
+        if matches!(m.name, "debug.panic" | "debug.nodes.panic") {
+            continue; // panics by design / needs a running registry
         }
         let p = params(m.name);
         let call = Call {
             method: m.name,
             hub: &hub,
             peers: &peers,
-            who: &admin,
+            who: if m.role == Role::Node { &node } else { &admin },
             conn: &stats,
             params: Some(&p),
         };
@@ -122,7 +139,7 @@ fn a_missing_scope_or_an_unknown_method_is_refused() {
     let peers = Peers::default();
     let stats = conn(&hub);
     let nobody = identity(&[]);
-    for m in table() {
+    for m in table().filter(|m| m.role == Role::Operator) {
         let call = Call {
             method: m.name,
             hub: &hub,
@@ -148,4 +165,48 @@ fn a_missing_scope_or_an_unknown_method_is_refused() {
     };
     assert!(matches!(dispatch(&call), Dispatch::Done(Err(_))));
     assert!(find("no.such.method").is_none());
+}
+
+#[test]
+fn roles_are_gated_both_ways() {
+    let hub = hub();
+    let peers = Peers::default();
+    let stats = conn(&hub);
+    let (admin, node) = (identity(&[ADMIN]), node_identity());
+    let p = params("node.invoke.result");
+    let cases = [
+        ("node.invoke.result", &admin, "unauthorized role: operator"),
+        ("node.event", &admin, "unauthorized role: operator"),
+        ("health", &node, "unauthorized role: node"),
+        ("node.invoke", &node, "unauthorized role: node"),
+        ("node.list", &node, "unauthorized role: node"),
+    ];
+    for (method, who, want) in cases {
+        let call = Call {
+            method,
+            hub: &hub,
+            peers: &peers,
+            who,
+            conn: &stats,
+            params: Some(&p),
+        };
+        match dispatch(&call) {
+            Dispatch::Done(Err(e)) => assert_eq!(e.message, want, "{method}"),
+            _ => panic!("{method} ran for the wrong role"),
+        }
+    }
+    // A result must name the caller's own node id.
+    let wrong = json!({"id": "i", "nodeId": "someone-else", "ok": true});
+    let call = Call {
+        method: "node.invoke.result",
+        hub: &hub,
+        peers: &peers,
+        who: &node,
+        conn: &stats,
+        params: Some(&wrong),
+    };
+    match dispatch(&call) {
+        Dispatch::Done(Err(e)) => assert_eq!(e.message, "nodeId mismatch"),
+        _ => panic!("a result for another node id was accepted"),
+    }
 }
