@@ -65,6 +65,10 @@ pub enum Command {
     /// Device pairing: approve, reject or remove devices that connect from other machines.
     #[command(subcommand)]
     Devices(DevicesCmd),
+    /// Nodes (machines running `openclaw node`): approve their command surface, list,
+    /// describe, rename, remove, and invoke their commands.
+    #[command(subcommand)]
+    Nodes(NodesCmd),
     /// Tokens.
     #[command(subcommand)]
     Token(TokenCmd),
@@ -229,6 +233,96 @@ pub enum DevicesCmd {
         /// Which gateway.
         #[command(flatten)]
         target: TargetArgs,
+    },
+}
+
+/// `openclaw nodes …`. NODE is a node id, a display name, a remote IP, or a unique prefix of
+/// the id (at least 6 characters).
+#[derive(Debug, Subcommand)]
+pub enum NodesCmd {
+    /// Known nodes (state, address, how long connected) and pending approval requests.
+    #[command(after_help = "Examples:\n  openclaw nodes list\n  openclaw nodes list --json")]
+    List(JsonTargetArgs),
+    /// Pending requests to approve a node's command surface, and the scopes approving needs.
+    #[command(after_help = "Examples:\n  openclaw nodes pending\n  openclaw nodes pending --json")]
+    Pending(JsonTargetArgs),
+    /// Approve a pending request: the node may run the commands it declared. Asks the gateway
+    /// for exactly the scopes the request needs (operator.admin for system.run and the like).
+    #[command(
+        after_help = "Examples:\n  openclaw nodes pending\n  openclaw nodes approve f4063c99-2b1e-4c4a-9d0e-6f1a2b3c4d5e"
+    )]
+    Approve {
+        /// The request id (REQUEST column of `openclaw nodes pending`).
+        request_id: String,
+        /// Which gateway, and --json.
+        #[command(flatten)]
+        target: JsonTargetArgs,
+    },
+    /// Reject a pending request (the node keeps its previously approved surface, if any).
+    #[command(
+        after_help = "Examples:\n  openclaw nodes reject f4063c99-2b1e-4c4a-9d0e-6f1a2b3c4d5e"
+    )]
+    Reject {
+        /// The request id (REQUEST column of `openclaw nodes pending`).
+        request_id: String,
+        /// Which gateway, and --json.
+        #[command(flatten)]
+        target: JsonTargetArgs,
+    },
+    /// Remove a paired node: its connection is closed and it must pair again.
+    #[command(
+        after_help = "Examples:\n  openclaw nodes remove peer-node\n  openclaw nodes remove 548d1234"
+    )]
+    Remove {
+        /// Node id, display name, remote IP, or a unique id prefix of 6+ characters.
+        node: String,
+        /// Which gateway, and --json.
+        #[command(flatten)]
+        target: JsonTargetArgs,
+    },
+    /// Give a node a new display name.
+    #[command(after_help = "Examples:\n  openclaw nodes rename 548d1234 build-box")]
+    Rename {
+        /// Node id, display name, remote IP, or a unique id prefix of 6+ characters.
+        node: String,
+        /// The new display name.
+        name: String,
+        /// Which gateway, and --json.
+        #[command(flatten)]
+        target: JsonTargetArgs,
+    },
+    /// Everything the gateway knows about one node: platform, state, caps, commands, host stats.
+    #[command(
+        after_help = "Examples:\n  openclaw nodes describe peer-node\n  openclaw nodes describe 10.0.0.7 --json"
+    )]
+    Describe {
+        /// Node id, display name, remote IP, or a unique id prefix of 6+ characters.
+        node: String,
+        /// Which gateway, and --json.
+        #[command(flatten)]
+        target: JsonTargetArgs,
+    },
+    /// Run a command on a node (`node.invoke`). For system.run the node's stdout and stderr are
+    /// printed as they are and its exit code becomes ours (without --json); other commands
+    /// print their payload.
+    #[command(
+        mut_arg("timeout", |a| a
+            .default_value("15000")
+            .help("How long the node may take, in milliseconds (sent as timeoutMs; 0 = no deadline)")),
+        after_help = "Examples:\n  openclaw nodes invoke peer-node system.which --params '{\"bins\": [\"sh\"]}'\n  openclaw nodes invoke peer-node system.run --params '{\"command\": [\"echo\", \"hi\"]}'\n  openclaw nodes invoke 10.0.0.7 system.run --params '{\"command\": [\"sleep\", \"30\"]}' --timeout 60000"
+    )]
+    Invoke {
+        /// Node id, display name, remote IP, or a unique id prefix of 6+ characters.
+        node: String,
+        /// The node command, e.g. system.run, system.which (COMMANDS of `openclaw nodes
+        /// describe`).
+        command: String,
+        /// The command's parameters: a JSON object.
+        #[arg(long, value_name = "JSON")]
+        params: Option<String>,
+        /// Which gateway, and --json.
+        #[command(flatten)]
+        target: JsonTargetArgs,
     },
 }
 

@@ -191,6 +191,11 @@ impl Conn {
         }
     }
 
+    /// Sets how long each later `call` waits for its answer (default: the `open` timeout).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
     /// Closes politely.
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;

@@ -23,7 +23,7 @@ macro_rules! out {
 }
 
 use cli::{Command, ConfigCmd, DevicesCmd, GatewayCmd, TlsCmd, TokenCmd, TunnelCmd};
-use commands::{admin, devices, logs, ping, query, tunnel};
+use commands::{admin, devices, logs, nodes, ping, query, tunnel};
 
 fn main() {
     let args = cli::Cli::parse();
@@ -67,6 +67,7 @@ fn main() {
         Command::Devices(DevicesCmd::Revoke { device_id, target }) => {
             devices::revoke(g, &target, &device_id)
         }
+        Command::Nodes(n) => nodes::run(g, n),
         Command::Token(TokenCmd::Generate { length }) => admin::token_generate(length),
         Command::Tls(TlsCmd::Fingerprint { config, json }) => {
             admin::tls_fingerprint(g, config, json)

@@ -97,6 +97,8 @@ async fn presence_broadcasts_are_coalesced() {
                 conn_id: format!("c{i}"),
                 session: p.clone(),
                 listed: true,
+                scopes: vec!["operator.read".into()],
+                node: false,
             })
             .unwrap();
         probes.push((p, rx));
@@ -120,6 +122,8 @@ async fn presence_broadcasts_are_coalesced() {
         conn_id: id.into(),
         session: p.clone(),
         listed,
+        scopes: vec!["operator.read".into()],
+        node: false,
     };
     presence.cast(join("x", true)).unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod devices;
 pub mod logs;
+pub mod nodes;
 pub mod ping;
 pub mod query;
 pub mod tunnel;

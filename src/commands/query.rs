@@ -74,6 +74,7 @@ fn print_status(url: &str, source: &str, hs_ms: f64, st: &Value, creds: &str) {
         n(&st["auth"]["failed"]),
         n(&st["sessionsCrashed"])
     );
+    super::nodes::print_status(&st["nodes"]);
     crate::out!(
         "Audit      {} events written · {}",
         n(&st["audit"]["written"]),
