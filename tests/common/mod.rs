@@ -565,4 +565,5 @@ pub fn connect_params(token: &str, id: &str, mode: &str, scopes: &[&str]) -> Val
     })
 }
 pub mod inproc;
+pub mod node;
 pub mod sshd;

@@ -325,12 +325,13 @@ impl Actor for NodeRegistryActor {
 
     async fn pre_start(
         &self,
-        _me: NodeRef,
+        me: NodeRef,
         args: NodeArgs,
     ) -> Result<NodeState, ActorProcessingErr> {
         let store = SurfaceStore::load(&args.state_dir);
-        // After a restart, node sessions that are still open announce themselves again.
-        args.sessions.cast(SessionManagerMsg::Rejoin);
+        // After a restart, node sessions that are still open announce themselves again,
+        // to this incarnation (the slot is refilled only once this returns).
+        args.sessions.cast(SessionManagerMsg::Rejoin(me));
         let st = NodeState {
             args,
             store,

@@ -55,8 +55,8 @@ pub enum SessionManagerMsg {
         /// Answer: sessions still alive.
         reply_to: RpcReplyPort<usize>,
     },
-    /// The NodeRegistry restarted: every node session announces itself again.
-    Rejoin,
+    /// The NodeRegistry restarted: every node session announces itself again to it.
+    Rejoin(crate::nodes::NodeRef),
     /// Close these connections with `code` and `reason` (e.g. 4001 "device removed");
     /// ids no longer open are ignored.
     Close {
@@ -98,7 +98,7 @@ impl SessionManagerMsg {
             SessionManagerMsg::Open(_) => "Open",
             SessionManagerMsg::Shutdown { .. } => "Shutdown",
             SessionManagerMsg::Close { .. } => "Close",
-            SessionManagerMsg::Rejoin => "Rejoin",
+            SessionManagerMsg::Rejoin(_) => "Rejoin",
         }
     }
 }
@@ -168,9 +168,9 @@ impl Actor for SessionManagerActor {
                     let _ = reply_to.send(left);
                 });
             }
-            SessionManagerMsg::Rejoin => {
+            SessionManagerMsg::Rejoin(nodes) => {
                 for (_, s) in st.sessions.values() {
-                    let _ = s.cast(SessionMsg::Rejoin);
+                    let _ = s.cast(SessionMsg::Rejoin(nodes.clone()));
                 }
             }
             SessionManagerMsg::Close {

@@ -122,8 +122,8 @@ pub enum SessionMsg {
     },
     /// Send this frame as is (node-directed events: no `seq`).
     Direct(String),
-    /// The NodeRegistry restarted: a node session announces itself again.
-    Rejoin,
+    /// The NodeRegistry restarted: a node session announces itself again to it.
+    Rejoin(crate::nodes::NodeRef),
     /// Close with this code and reason (e.g. 4001 "device removed") and stop.
     Close {
         /// Close code.
@@ -187,7 +187,7 @@ impl SessionMsg {
             SessionMsg::Shutdown { .. } => "Shutdown",
             SessionMsg::Close { .. } => "Close",
             SessionMsg::Direct(_) => "Direct",
-            SessionMsg::Rejoin => "Rejoin",
+            SessionMsg::Rejoin(_) => "Rejoin",
         }
     }
 }
@@ -292,9 +292,9 @@ impl Actor for SessionActor {
                 }
                 SessionMsg::Close { code, reason } => st.close_with(&me, code, &reason),
                 SessionMsg::Direct(text) => st.send(&me, text),
-                SessionMsg::Rejoin => {
+                SessionMsg::Rejoin(nodes) => {
                     if let Some(h) = &st.node {
-                        st.ctx.peers.nodes.cast(NodeMsg::Connected {
+                        let _ = nodes.cast(NodeMsg::Connected {
                             hello: Box::new(h.clone()),
                             session: me.clone(),
                         });
