@@ -794,3 +794,137 @@ async fn ten_nodes_times_one_hundred_concurrent_invokes_lose_and_duplicate_nothi
     }
     assert_eq!(answered, 1000, "every request answered exactly once");
 }
+
+/// Our CLI against the gateway binary and a test node: `nodes pending|approve|list|describe|
+/// invoke|rename|remove`, node rows in `status`, and `logs --filter node`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_approves_lists_describes_and_invokes_nodes() {
+    use common::{Gw, Opts};
+    let gw = Gw::start(Opts::default());
+    let url = gw.url();
+    let key = NodeKey::new();
+    let cmds = &["system.which", "system.run", "echo.test"];
+    let (node, res) = key
+        .connect(&url, NodeAuth::Token(TOKEN), "cli-node", cmds)
+        .await;
+    assert_eq!(res["ok"], true, "{res}");
+    let answers = common::node::spawn_node(node, |p| match p["command"].as_str() {
+        Some("system.run") => json!({"exitCode": 0, "timedOut": false, "success": true,
+                                    "stdout": "hi\n", "stderr": "", "error": null})
+        .to_string(),
+        _ => json!({"echo": p["paramsJSON"]}).to_string(),
+    });
+    let cli = |args: Vec<&str>| {
+        let gw = &gw;
+        let args: Vec<String> = args.into_iter().map(str::to_string).collect();
+        async move {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            let (code, out, errs) = tokio::task::block_in_place(|| gw.cli(&a));
+            (code, out, errs)
+        }
+    };
+    // pending (wait for the request to exist)
+    let deadline = Instant::now() + patience();
+    let rid = loop {
+        let (code, out, errs) = cli(vec!["nodes", "pending", "--json"]).await;
+        assert_eq!(code, 0, "{out}{errs}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        if let Some(r) = v["pending"][0]["requestId"].as_str() {
+            break r.to_string();
+        }
+        assert!(Instant::now() < deadline, "{out}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (code, out, _) = cli(vec!["nodes", "pending"]).await;
+    assert!(
+        code == 0 && out.contains(&rid) && out.contains("operator.admin"),
+        "{out}"
+    );
+    let (code, out, errs) = cli(vec!["nodes", "approve", &rid]).await;
+    assert_eq!(code, 0, "{out}{errs}");
+    let (code, out, _) = cli(vec!["nodes", "list"]).await;
+    assert!(
+        code == 0 && out.contains("cli-node") && out.contains("approved"),
+        "{out}"
+    );
+    // describe by a 6-char id prefix; invoke by name.
+    let (code, out, errs) = cli(vec!["nodes", "describe", &key.id[..6], "--json"]).await;
+    assert_eq!(code, 0, "{out}{errs}");
+    let d: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(d["nodeId"], key.id.as_str());
+    let (code, out, errs) = cli(vec!["nodes", "describe", &key.id[..5]]).await;
+    assert_ne!(code, 0, "a 5-char prefix is too short: {out}{errs}");
+    let (code, out, errs) = cli(vec![
+        "nodes",
+        "invoke",
+        "cli-node",
+        "echo.test",
+        "--params",
+        r#"{"x":1}"#,
+        "--json",
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}{errs}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["payload"]["echo"], "{\"x\":1}", "{v}");
+    let (code, out, errs) = cli(vec![
+        "nodes",
+        "invoke",
+        "cli-node",
+        "system.run",
+        "--params",
+        r#"{"command":["echo","hi"]}"#,
+    ])
+    .await;
+    assert_eq!((code, out.as_str()), (0, "hi\n"), "{errs}");
+    let (code, _, errs) = cli(vec![
+        "nodes",
+        "invoke",
+        "cli-node",
+        "echo.test",
+        "--params",
+        "{not json",
+    ])
+    .await;
+    assert!(code == 2 && errs.contains("--params"), "{errs}");
+    let (code, _, errs) = cli(vec!["nodes", "invoke", "no-such-node", "echo.test"]).await;
+    assert!(code != 0 && errs.contains("no-such-node"), "{errs}");
+    // status shows the node.
+    let (code, out, _) = cli(vec!["status"]).await;
+    assert!(
+        code == 0
+            && out.contains("1 connected, 1 paired, 0 pending approval")
+            && out.contains("cli-node"),
+        "{out}"
+    );
+    // rename, then remove closes the node.
+    let (code, out, errs) = cli(vec!["nodes", "rename", "cli-node", "renamed-node"]).await;
+    assert_eq!(code, 0, "{out}{errs}");
+    let (code, out, errs) = cli(vec!["nodes", "remove", "renamed-node"]).await;
+    assert_eq!(code, 0, "{out}{errs}");
+    assert_eq!(
+        tokio::time::timeout(patience(), answers)
+            .await
+            .unwrap()
+            .unwrap(),
+        2
+    );
+    // logs --filter node: node events only, every step there.
+    let (code, out, errs) = cli(vec!["logs", "--filter", "node", "--limit", "200"]).await;
+    assert_eq!(code, 0, "{out}{errs}");
+    for e in [
+        "node.connect",
+        "node.pair.requested",
+        "node.pair.approved",
+        "node.invoke",
+        "node.renamed",
+        "node.pair.removed",
+        "node.disconnect",
+    ] {
+        assert!(out.contains(e), "{e} missing from:\n{out}");
+    }
+    assert!(
+        out.lines().all(|l| l.contains(" node.")),
+        "only node events:\n{out}"
+    );
+}

@@ -229,10 +229,20 @@ pub async fn wait_pending(op: &mut Client, n: usize) -> Vec<Value> {
 /// Runs an answering node until the socket closes: every `node.invoke.request` is answered
 /// at once with `{"echo": <paramsJSON>, "id": <invoke id>}`. Returns how many it answered.
 pub fn spawn_echo_node(c: Client) -> tokio::task::JoinHandle<u64> {
+    spawn_node(c, |p| {
+        json!({"echo": p["paramsJSON"], "id": p["id"]}).to_string()
+    })
+}
+
+/// Runs an answering node until the socket closes: every `node.invoke.request` payload is
+/// answered at once with `payload_json(payload)`. Returns how many it answered.
+pub fn spawn_node(
+    c: Client,
+    payload_json: impl Fn(&Value) -> String + Send + 'static,
+) -> tokio::task::JoinHandle<u64> {
     tokio::spawn(async move {
         let (mut sink, mut stream) = c.ws.split();
         let mut answered = 0u64;
-        let mut n = 0u64;
         while let Some(Ok(m)) = stream.next().await {
             let Message::Text(t) = m else { continue };
             let v: Value = match serde_json::from_str(&t) {
@@ -243,10 +253,8 @@ pub fn spawn_echo_node(c: Client) -> tokio::task::JoinHandle<u64> {
                 continue;
             }
             let p = &v["payload"];
-            let payload = json!({"echo": p["paramsJSON"], "id": p["id"]}).to_string();
-            n += 1;
-            let req = json!({"type":"req","id":format!("r{n}"),"method":"node.invoke.result",
-                "params": {"id": p["id"], "nodeId": p["nodeId"], "ok": true, "payloadJSON": payload}});
+            let req = json!({"type":"req","id":format!("r{answered}"),"method":"node.invoke.result",
+                "params": {"id": p["id"], "nodeId": p["nodeId"], "ok": true, "payloadJSON": payload_json(p)}});
             if sink.send(Message::text(req.to_string())).await.is_err() {
                 break;
             }

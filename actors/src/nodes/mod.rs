@@ -549,10 +549,11 @@ async fn disconnected(st: &mut NodeState, node_id: &str, conn_id: &str) {
         st.online.remove(node_id);
         st.rejected.remove(node_id);
         // A request from a node that left stays until it is approved, rejected or evicted.
-        let ev = AuditEvent::node_disconnect(node_id, conn_id, n);
-        st.args.audit.record(ev).await;
         publish(st);
     }
+    // Also for a replaced connection of a node that reconnected (the new one stays).
+    let ev = AuditEvent::node_disconnect(node_id, conn_id, n);
+    st.args.audit.record(ev).await;
 }
 
 fn node_event(
@@ -1009,7 +1010,8 @@ async fn pair(st: &mut NodeState, op: NodePairOp, caller: &Caller) -> Result<Val
                     Duration::from_secs(5),
                 )
                 .await;
-            if let Some(o) = st.online.remove(&node_id) {
+            // Its session's Disconnected removes it from `online` and audits the close.
+            if let Some(o) = st.online.get(&node_id) {
                 let (code, reason) = REMOVED_CLOSE;
                 let _ = o.session.cast(SessionMsg::Close {
                     code,
