@@ -12,8 +12,8 @@
 //!   live config, tunnel table).
 //! - [`audit`]: the AuditLogger actor, its lossless group-committed [`audit::writer`]
 //!   thread (private), and [`audit::events`], the list of every event and its fields.
-//! - [`auth`]: the Auth actor (secret, device proof, pairing store, pending pairing
-//!   requests, `device.pair.*`) and its pure rules.
+//! - [`auth`]: the Auth actor (secret, device proof, device tokens, pairing store, pending
+//!   pairing requests, `device.pair.*`) and its pure rules.
 //! - [`guard`]: admission before the upgrade (forwarded-header trust, IP allowlist,
 //!   pre-auth cap, request rate limit) as pure rules, and the RateLimiter actor
 //!   ([`guard::limiter_actor`]) beside the limiter table.
@@ -25,6 +25,9 @@
 //! - [`session`]: the SessionManager ([`session::manager`]), the per-connection Session
 //!   actor, its I/O tasks ([`session::io`]), the handshake, and the method table
 //!   ([`session::methods`]) with `logs.tail` cursors ([`session::logtail`]).
+//! - [`nodes`]: the NodeRegistry actor (connected nodes, approved command surfaces, the
+//!   `node.invoke` relay) and its pure rules ([`nodes::policy`], [`nodes::invokes`],
+//!   [`nodes::store`]).
 //! - [`tunnel`]: the TunnelSupervisor ([`tunnel::supervisor`]), the Tunnel actor, its pure
 //!   ssh state machine, the ssh process owner, probes.
 //! - [`tls`]: TLS on the gateway port: the served pair and its checks, self-signed
