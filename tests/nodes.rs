@@ -928,3 +928,30 @@ async fn the_cli_approves_lists_describes_and_invokes_nodes() {
         "only node events:\n{out}"
     );
 }
+
+/// Params that fit the operator's frame but not the node's once re-encoded as `paramsJSON`
+/// (every `"` becomes `\\\"`) are refused with a message; the node sees nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn params_too_large_for_the_node_are_refused_with_a_message() {
+    let gw = InProc::start(None, &[]).await;
+    let mut op = admin(&gw).await;
+    let (a, mut na) = approved_node(&gw, &mut op, "big").await;
+    let quotes = "\"".repeat(12 * 1024 * 1024);
+    let p = json!({"nodeId": a.id, "command": "echo.test", "params": {"q": quotes},
+                   "idempotencyKey": "k", "timeoutMs": 5000});
+    let r = op.call("node.invoke", p).await;
+    let (code, msg) = err(&r);
+    assert_eq!(code, "INVALID_REQUEST");
+    assert!(
+        msg.starts_with("node.invoke params too large") && msg.contains("frame limit"),
+        "{msg}"
+    );
+    // The node got nothing: the next request it sees is a small one.
+    let id = op
+        .req("node.invoke", invoke_params(&a.id, "echo.test", 5000))
+        .await;
+    let req = next_invoke(&mut na).await;
+    assert_eq!(req["paramsJSON"], "{\"bins\":[\"sh\"]}");
+    answer(&mut na, &req, "{}").await;
+    assert_eq!(op.recv_res(&id).await["ok"], true);
+}
