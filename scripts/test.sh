@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command (README "Run the tests"):
-#  1. the compatibility tier: the real OpenClaw CLI and openclaw-node against our gateway
-#     built exactly as users build it (no test features);
+#  1. the compatibility tier: the real OpenClaw CLI, openclaw-node and the real headless
+#     node host (`openclaw node run`, over ws, through an ssh tunnel from `tunnels:` to a
+#     private loopback sshd, and over pinned wss) against our gateway built exactly as users
+#     build it (no test features); needs openssh-server/-client (installed by .ci/run);
 #  2. unit and end-to-end tests, with the `fault-injection` feature on (it only adds the
 #     test-only `debug.panic` method used by the crash-isolation test).
 # Tests whose real part is missing (sshd, network namespaces, IPv6 loopback) skip unless
