@@ -136,7 +136,8 @@ pub struct LogsArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Event family: auth, conn, session, device, gateway, actor, tunnel, config, ratelimit
-    /// (rate-limit hits, connection caps, lockouts), tls.
+    /// (rate-limit hits, connection caps, lockouts), tls, node, tailscale (claim, whois,
+    /// tailscale logins).
     #[arg(long, value_name = "KIND")]
     pub filter: Option<String>,
     /// Keep printing new events until Ctrl-C.
@@ -474,6 +475,10 @@ pub struct RunArgs {
     /// Config file (default ~/.openclaw/openclaw.json; env OPENCLAW_CONFIG_PATH).
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Tailscale: `serve` (tailnet only, identity auth) or `funnel` (internet, password
+    /// auth only); overrides gateway.tailscale.mode. Needs bind loopback.
+    #[arg(long, value_name = "off|serve|funnel", value_parser = ["off", "serve", "funnel"])]
+    pub tailscale: Option<String>,
 }
 
 // === impl ValueEnums as config strings ===

@@ -90,6 +90,7 @@ pub fn run_tunnels(
         return EXIT_CONFIG;
     }
     settings.listen.clear();
+    settings.tailscale = None; // tunnels only: no Tailscale route either
     for t in &settings.tunnels {
         crate::out!(
             "tunnel {}: {}",
@@ -124,6 +125,7 @@ fn inputs(global: &Global, run: &RunArgs) -> Inputs {
         token: run.token.clone().map(Secret::new),
         password: run.password.clone().map(Secret::new),
         log_level: run.log_level.map(|l| l.as_str().to_string()),
+        tailscale: run.tailscale.clone(),
     }
 }
 
@@ -212,6 +214,13 @@ impl Report {
                 openclaw_actors::tls::fingerprint::display(&m.fingerprint),
                 t.settings.cert_path.display()
             );
+        }
+        let ts = gw.hub.tailscale.status();
+        if let Some(mode) = ts["mode"].as_str().filter(|m| *m != "off") {
+            match ts["host"].as_str() {
+                Some(h) => crate::out!("tailscale {mode}: https://{h}/ (wss://{h})"),
+                None => crate::out!("tailscale {mode}: route claimed (tailnet name unknown)"),
+            }
         }
         let live = gw.hub.live.get();
         match (self.mode, gw.runtime_token_path()) {

@@ -55,6 +55,7 @@ pub mod session;
 pub mod shared;
 pub mod state;
 pub mod supervisor;
+pub mod tailscale;
 pub mod tls;
 pub mod tunnel;
 pub mod wiring;

@@ -24,6 +24,7 @@ use crate::presence::{self, PresenceArgs};
 use crate::session::manager::{self, SessionManagerArgs, SessionManagerMsg};
 use crate::shared::Hub;
 use crate::supervisor::{Backoff, ChildSpec, Decision, Intensity, Restart, Supervisor};
+use crate::tailscale::{self, TailscaleArgs};
 use crate::tls::reloader::{self as tls_reloader, TlsReloaderArgs};
 use crate::tunnel::supervisor::{self as tunnel_sup, TunnelSupArgs};
 use crate::tunnel::TunnelEnv;
@@ -187,6 +188,17 @@ pub fn children(args: &RootArgs) -> (Vec<ChildSpec>, Vec<String>) {
     let listeners = listeners(hub, peers);
     let names = listeners.iter().map(|c| c.name.clone()).collect();
     v.extend(listeners);
+    // After the listeners (it reads the gateway port for route adoption); stopped first.
+    if let Some(ts) = &s.tailscale {
+        v.push(ChildSpec::new(
+            "tailscale",
+            p,
+            secs(10),
+            TailscaleArgs::from_hub(hub, peers, ts.clone()),
+            Some(peers.tailscale.clone()),
+            tailscale::spawn,
+        ));
+    }
     (v, names)
 }
 
@@ -196,6 +208,7 @@ fn listeners(hub: &Hub, peers: &Peers) -> Vec<ChildSpec> {
     let http = std::sync::Arc::new(HttpCtx {
         hub: hub.clone(),
         sessions: peers.sessions.clone(),
+        managed: None,
     });
     let spec = |(i, addr): (usize, &std::net::SocketAddr)| {
         let args = ListenerArgs {

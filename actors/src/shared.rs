@@ -106,6 +106,8 @@ pub struct ConnFacts {
     pub user_agent: Option<String>,
     /// Accept time, ms since the epoch.
     pub connected_at_ms: i64,
+    /// Came in on the Tailscale-managed listener: what Tailscale's proxy said.
+    pub tailscale: Option<crate::tailscale::parse::Ingress>,
 }
 
 /// Live numbers for one connection, bumped by its I/O task without locks.
@@ -249,6 +251,8 @@ pub struct Hub {
     pub audit: AuditHandle,
     /// The served TLS pair, when the listeners speak TLS.
     pub tls: Option<Arc<crate::tls::TlsState>>,
+    /// Tailscale serve/funnel status (written by the Tailscale actor).
+    pub tailscale: Arc<crate::tailscale::TailscaleTable>,
     /// Node summary and relay counters (written by the NodeRegistry).
     pub nodes: Arc<crate::nodes::NodeTable>,
 }
@@ -517,6 +521,7 @@ impl Hub {
             audit,
             tls,
             nodes: Arc::default(),
+            tailscale: Arc::default(),
         }
     }
 

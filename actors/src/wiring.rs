@@ -17,6 +17,7 @@ use crate::nodes::NodeMsg;
 use crate::presence::PresenceMsg;
 use crate::session::manager::SessionManagerMsg;
 use crate::shared::{read, write};
+use crate::tailscale::TailscaleMsg;
 use crate::tls::reloader::TlsReloaderMsg;
 use crate::tunnel::supervisor::TunnelSupMsg;
 
@@ -44,6 +45,8 @@ pub struct Peers {
     pub tls: Slot<TlsReloaderMsg>,
     /// The NodeRegistry.
     pub nodes: Slot<NodeMsg>,
+    /// The Tailscale actor (empty when Tailscale is off).
+    pub tailscale: Slot<TailscaleMsg>,
 }
 
 /// Why a call through a slot got no answer.

@@ -37,7 +37,12 @@ pub fn matches(event: &Value, family: Option<&str>) -> bool {
                 event["reason"].as_str(),
                 Some("max_connections" | "preauth_cap")
             ));
+    let tailscale_auth = event["reason"]
+        .as_str()
+        .is_some_and(|r| r.starts_with("tailscale_"))
+        || event["method"] == "tailscale";
     fam == f
+        || (f == "tailscale" && tailscale_auth)
         || (f == "conn" && fam == "session")
         || (f == "auth" && fam == "device")
         || (f == "ratelimit" && limit)
@@ -199,6 +204,13 @@ mod tests {
             ("session.crashed", Some("conn"), true),
             ("tunnel.up", Some("tunnel"), true),
             ("gateway.start", None, true),
+            ("tailscale.whois", Some("tailscale"), true),
+            (
+                "auth.fail/tailscale_user_not_allowed",
+                Some("tailscale"),
+                true,
+            ),
+            ("auth.fail/token_mismatch", Some("tailscale"), false),
         ];
         for (e, f, want) in cases {
             assert_eq!(matches(&ev(e), f), want, "{e} {f:?}");

@@ -75,6 +75,21 @@ fn print_status(url: &str, source: &str, hs_ms: f64, st: &Value, creds: &str) {
         n(&st["sessionsCrashed"])
     );
     super::nodes::print_status(&st["nodes"]);
+    let ts = &st["tailscale"];
+    if let Some(mode) = ts["mode"].as_str().filter(|m| *m != "off") {
+        let err = ts["lastError"]
+            .as_str()
+            .map(|e| format!(" · last error: {e}"))
+            .unwrap_or_default();
+        crate::out!(
+            "Tailscale  {mode} {} · {} · claim pid {} · restarts {} · managed port {}{err}",
+            ts["url"].as_str().unwrap_or("(no tailnet name)"),
+            ts["state"].as_str().unwrap_or("?"),
+            num_or_dash(&ts["claimPid"]),
+            n(&ts["restarts"]),
+            n(&ts["managedPort"])
+        );
+    }
     crate::out!(
         "Audit      {} events written · {}",
         n(&st["audit"]["written"]),

@@ -46,6 +46,8 @@ pub enum NodeAuth<'a> {
     Token(&'a str),
     /// A device token from an earlier `hello-ok`.
     DeviceToken(&'a str),
+    /// No credential (identity auth, e.g. Tailscale).
+    None,
 }
 
 /// A node identity.
@@ -88,6 +90,7 @@ impl NodeKey {
         let (token, auth) = match auth {
             NodeAuth::Token(t) => (t, json!({"token": t})),
             NodeAuth::DeviceToken(t) => (t, json!({"deviceToken": t})),
+            NodeAuth::None => ("", json!({})),
         };
         let id = &self.id;
         let payload =
@@ -131,7 +134,17 @@ impl NodeKey {
         auth: NodeAuth<'_>,
         scopes: &[&str],
     ) -> (Client, Value) {
-        let mut c = Client::connect(url).await;
+        self.handshake_operator(Client::connect(url).await, auth, scopes)
+            .await
+    }
+
+    /// The operator-device handshake on an already open socket.
+    pub async fn handshake_operator(
+        &self,
+        mut c: Client,
+        auth: NodeAuth<'_>,
+        scopes: &[&str],
+    ) -> (Client, Value) {
         let ch = c.recv().await;
         let nonce = ch["payload"]["nonce"].as_str().unwrap().to_string();
         let pk = self.key.verifying_key().to_bytes();
@@ -142,6 +155,7 @@ impl NodeKey {
         let (token, auth) = match auth {
             NodeAuth::Token(t) => (t, json!({"token": t})),
             NodeAuth::DeviceToken(t) => (t, json!({"deviceToken": t})),
+            NodeAuth::None => ("", json!({})),
         };
         let (id, joined) = (&self.id, scopes.join(","));
         let payload = format!(

@@ -21,6 +21,9 @@
 //! | `audit.recovered` | a partial last line left by a crash was removed |
 //! | `tls.reloaded` / `tls.reload_failed` | a new certificate is served / a bad pair was refused (the old one stays) |
 //! | `tls.expiring` | the served certificate expires within 14 days (once a day) |
+//! | `tailscale.claim_ready` / `tailscale.claim_exited` / `tailscale.claim_restarted` | the `tailscale serve\|funnel` route claim is live / died / was started again |
+//! | `tailscale.route_adopted` | a route an older release left for the gateway port was removed before the claim |
+//! | `tailscale.whois` | one `tailscale whois` lookup for identity auth (login or error) |
 //! | `node.connect` / `node.disconnect` | a node session registered / left (with the invokes its leaving failed) |
 //! | `node.pair.requested` / `node.pair.approved` / `node.pair.rejected` / `node.pair.removed` / `node.renamed` | node command-surface approval |
 //! | `node.invoke` | one relayed invoke: node, command, caller, duration and outcome (never the payload) |
@@ -184,6 +187,14 @@ pub const EVENTS: &[(&str, &[&str])] = &[
             "outcome",
         ],
     ),
+    ("tailscale.claim_ready", &["mode", "port", "pid", "url"]),
+    (
+        "tailscale.claim_exited",
+        &["status", "lastLine", "restartInMs"],
+    ),
+    ("tailscale.claim_restarted", &["pid", "restarts"]),
+    ("tailscale.route_adopted", &["gatewayPort"]),
+    ("tailscale.whois", &["ip", "ok", "login", "error"]),
 ];
 
 /// Who a handshake came from, as `auth.ok` / `auth.fail` record it.
@@ -537,6 +548,44 @@ impl AuditEvent {
             .with("outcome", outcome)
     }
 
+    /// `tailscale.claim_ready`.
+    pub fn tailscale_claim_ready(mode: &str, port: u16, pid: u32, url: Option<&str>) -> Self {
+        Self::new("tailscale.claim_ready")
+            .with("mode", mode)
+            .with("port", port)
+            .with("pid", pid)
+            .with_opt("url", url)
+    }
+
+    /// `tailscale.claim_exited`: restarted after `restart_in`.
+    pub fn tailscale_claim_exited(status: &str, last: Option<&str>, restart_in: Duration) -> Self {
+        Self::new("tailscale.claim_exited")
+            .with("status", status)
+            .with_opt("lastLine", last)
+            .with("restartInMs", restart_in.as_millis() as u64)
+    }
+
+    /// `tailscale.claim_restarted`.
+    pub fn tailscale_claim_restarted(pid: u32, restarts: u64) -> Self {
+        Self::new("tailscale.claim_restarted")
+            .with("pid", pid)
+            .with("restarts", restarts)
+    }
+
+    /// `tailscale.route_adopted`.
+    pub fn tailscale_route_adopted(gateway_port: u16) -> Self {
+        Self::new("tailscale.route_adopted").with("gatewayPort", gateway_port)
+    }
+
+    /// `tailscale.whois`.
+    pub fn tailscale_whois(ip: std::net::IpAddr, login: Option<&str>, error: Option<&str>) -> Self {
+        Self::new("tailscale.whois")
+            .with("ip", ip.to_string())
+            .with("ok", login.is_some())
+            .with_opt("login", login)
+            .with_opt("error", error)
+    }
+
     /// The fields [`EVENTS`] lists for this event (empty for an unlisted one).
     pub fn allowed_fields(&self) -> &'static [&'static str] {
         EVENTS
@@ -568,6 +617,7 @@ mod tests {
             proxy_user: Some(Ok("alice".into())),
             user_agent: None,
             connected_at_ms: 0,
+            tailscale: None,
         }
     }
 
@@ -644,6 +694,11 @@ mod tests {
             AuditEvent::node_pair_decided("node.pair.removed", "n", "", "c1"),
             AuditEvent::node_renamed("n", "x", "c1"),
             AuditEvent::node_invoke("i", "n", "system.which", "c1", 5, "ok"),
+            AuditEvent::tailscale_claim_ready("serve", 1, 2, Some("https://gw/")),
+            AuditEvent::tailscale_claim_exited("exit 1", Some("x"), d),
+            AuditEvent::tailscale_claim_restarted(2, 1),
+            AuditEvent::tailscale_route_adopted(18789),
+            AuditEvent::tailscale_whois(peer.ip(), Some("a@b"), None),
         ];
         let mut seen = std::collections::BTreeSet::new();
         for ev in &all {

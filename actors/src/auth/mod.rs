@@ -56,6 +56,9 @@ pub struct AuthRequest {
     pub nonce: String,
     /// Parsed `connect` params.
     pub params: ConnectParams,
+    /// The Tailscale login `whois` verified for this connection (managed listener, identity
+    /// auth on, header and whois agree), if any.
+    pub tailscale_user: Option<String>,
 }
 
 /// The answer.
@@ -368,14 +371,28 @@ fn verdict(state: &AuthState, req: &AuthRequest, live: &Live) -> Verdict {
             pairing,
             now_ms(),
         ),
-        _ => rules::decide(
-            &live.secrets,
-            p,
-            &req.nonce,
-            c.is_local(),
-            pairing,
-            now_ms(),
-        ),
+        _ => {
+            let ts = req
+                .tailscale_user
+                .as_ref()
+                .map(|login| rules::TailscaleUser {
+                    login: login.clone(),
+                    allowed: crate::tailscale::parse::user_allowed(
+                        &live.policy.tailscale_users,
+                        login,
+                    ),
+                    extra_scopes: live.policy.tailscale_extra_scopes(login),
+                });
+            rules::decide_with(
+                &live.secrets,
+                p,
+                &req.nonce,
+                c.is_local(),
+                pairing,
+                now_ms(),
+                ts.as_ref(),
+            )
+        }
     }
 }
 
@@ -398,7 +415,8 @@ async fn decide(state: &mut AuthState, req: &AuthRequest, live: &Live) -> Decide
                 .and_then(|id| device_token(state, id, req.params.role()));
             Counters::bump(&counters.auth_ok);
             let ev = AuditEvent::auth_ok(who(req), method, &scopes)
-                .with_opt("deviceId", device_id.clone());
+                .with_opt("deviceId", device_id.clone())
+                .with_opt("user", tailscale_login(req, method));
             state.args.audit.record(ev).await;
             let reply = AuthReply::Accept {
                 method,
@@ -417,7 +435,13 @@ async fn decide(state: &mut AuthState, req: &AuthRequest, live: &Live) -> Decide
             wrong_credential,
         } => {
             Counters::bump(&counters.auth_failed);
-            let ev = AuditEvent::auth_fail(who(req), reason.as_str(), &error_code(&error));
+            let ev = AuditEvent::auth_fail(who(req), reason.as_str(), &error_code(&error))
+                .with_opt(
+                    "user",
+                    (reason == "tailscale_user_not_allowed")
+                        .then(|| req.tailscale_user.clone())
+                        .flatten(),
+                );
             state.args.audit.record(ev).await;
             Decided {
                 reply: reject(error),
@@ -457,6 +481,13 @@ fn device_token(state: &AuthState, device_id: &str, role: &str) -> Option<(Strin
         state.tokens.as_ref()?.token(device_id, role, issued),
         issued,
     ))
+}
+
+/// The Tailscale login, for the audit of a `tailscale` acceptance.
+fn tailscale_login(req: &AuthRequest, method: &str) -> Option<String> {
+    (method == "tailscale")
+        .then(|| req.tailscale_user.clone())
+        .flatten()
 }
 
 fn error_code(e: &ErrorShape) -> String {

@@ -168,6 +168,34 @@ pub fn device_identity_required() -> ErrorShape {
         .with_details(json!({"code": "DEVICE_IDENTITY_REQUIRED"}))
 }
 
+/// A Tailscale login verified with `tailscale whois` on the managed listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TailscaleUser {
+    /// The login (as whois names it).
+    pub login: String,
+    /// Whether `gateway.tailscale.auth.allowedUsers` lets it in.
+    pub allowed: bool,
+    /// Scopes `gateway.auth.identityScopes` adds for it.
+    pub extra_scopes: Vec<String>,
+}
+
+/// `unauthorized: tailscale user … is not allowed`.
+pub fn tailscale_not_allowed(login: &str) -> ErrorShape {
+    ErrorShape::new(
+        code::INVALID_REQUEST,
+        format!(
+            "unauthorized: tailscale user {login} is not in gateway.tailscale.auth.allowedUsers \
+             (ask the gateway's owner to add it)"
+        ),
+    )
+    .with_details(json!({
+        "code": "AUTH_TAILSCALE_USER_NOT_ALLOWED",
+        "authReason": "tailscale_user_not_allowed",
+        "canRetryWithDeviceToken": false,
+        "recommendedNextStep": "update_auth_credentials",
+    }))
+}
+
 /// Decides a `connect`. `local` = loopback socket without proxy headers or `Origin`.
 pub fn decide(
     secrets: &Secrets,
@@ -176,6 +204,30 @@ pub fn decide(
     local: bool,
     pairing: impl Fn(&str) -> Pairing,
     now_ms: i64,
+) -> Verdict {
+    decide_with(
+        secrets,
+        params,
+        challenge_nonce,
+        local,
+        pairing,
+        now_ms,
+        None,
+    )
+}
+
+/// [`decide`] with a verified Tailscale login: when no token or password is sent it is the
+/// credential (`method: tailscale`) if `allowedUsers` lets it in; a device identity is still
+/// required and a new device still needs pairing.
+#[allow(clippy::too_many_arguments)]
+pub fn decide_with(
+    secrets: &Secrets,
+    params: &ConnectParams,
+    challenge_nonce: &str,
+    local: bool,
+    pairing: impl Fn(&str) -> Pairing,
+    now_ms: i64,
+    tailscale: Option<&TailscaleUser>,
 ) -> Verdict {
     let reject = |error: ErrorShape, reason: &str, wrong: bool| Verdict::Reject {
         error,
@@ -227,6 +279,15 @@ pub fn decide(
                 _ => return reject(device_token_mismatch(), "device_token_mismatch", true),
             }
         }
+        SecretCheck::Missing if tailscale.is_some_and(|t| !t.allowed) => {
+            let login = tailscale.map_or("", |t| t.login.as_str());
+            return reject(
+                tailscale_not_allowed(login),
+                "tailscale_user_not_allowed",
+                false,
+            );
+        }
+        SecretCheck::Missing if tailscale.is_some() && device_id.is_some() => "tailscale",
         SecretCheck::Missing if device_id.is_none() => {
             return reject(
                 device_identity_required(),
@@ -243,7 +304,17 @@ pub fn decide(
             return reject(auth_error(reason, local), reason, false);
         }
     };
-    let requested = params.requested_scopes().to_vec();
+    let mut requested = params.requested_scopes().to_vec();
+    if method == "tailscale" {
+        for s in tailscale
+            .map(|t| t.extra_scopes.clone())
+            .unwrap_or_default()
+        {
+            if !requested.contains(&s) {
+                requested.push(s);
+            }
+        }
+    }
     match device_id {
         None if role == "node" => reject(
             device_identity_required(),

@@ -40,7 +40,7 @@ fn changed<const N: usize>(table: [(&'static str, bool); N]) -> Vec<&'static str
 }
 
 /// Live keys, each with whether it differs.
-fn live_keys(old: &Settings, new: &Settings) -> [(&'static str, bool); 8] {
+fn live_keys(old: &Settings, new: &Settings) -> [(&'static str, bool); 10] {
     let (p, q) = (&new.policy, &old.policy);
     [
         (
@@ -67,11 +67,19 @@ fn live_keys(old: &Settings, new: &Settings) -> [(&'static str, bool); 8] {
             p.max_preauth_per_ip != q.max_preauth_per_ip,
         ),
         ("gateway.auth.rateLimit", new.lockout != old.lockout),
+        (
+            "gateway.tailscale.auth.allowedUsers",
+            p.tailscale_users != q.tailscale_users,
+        ),
+        (
+            "gateway.auth.identityScopes",
+            p.tailscale_scopes != q.tailscale_scopes,
+        ),
     ]
 }
 
 /// Restart keys, each with whether it differs.
-fn restart_keys(old: &Settings, new: &Settings) -> [(&'static str, bool); 12] {
+fn restart_keys(old: &Settings, new: &Settings) -> [(&'static str, bool); 13] {
     let (a, b) = (&old.file.gateway, &new.file.gateway);
     [
         ("gateway.port", old.port != new.port),
@@ -84,6 +92,12 @@ fn restart_keys(old: &Settings, new: &Settings) -> [(&'static str, bool); 12] {
         (
             "gateway.tailscale.mode",
             tailscale_mode(a) != tailscale_mode(b),
+        ),
+        (
+            "gateway.tailscale.auth.enabled",
+            old.tailscale.as_ref().map(|t| t.identity_auth)
+                != new.tailscale.as_ref().map(|t| t.identity_auth)
+                && tailscale_mode(a) == tailscale_mode(b),
         ),
         (
             "gateway.handshakeTimeoutMs",

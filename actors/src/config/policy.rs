@@ -76,6 +76,17 @@ pub fn resolve_policy(
         proxy_auth,
         rate: resolve_rate(file, cfg, exposed)?,
         max_preauth_per_ip,
+        tailscale_users: g
+            .tailscale
+            .as_ref()
+            .and_then(|t| t.auth.as_ref())
+            .and_then(|a| a.allowed_users.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|u| u.trim().to_ascii_lowercase())
+            .filter(|u| !u.is_empty())
+            .collect(),
+        tailscale_scopes: g.auth.identity_scopes.clone(),
     })
 }
 
@@ -106,10 +117,19 @@ fn resolve_proxy_auth(
                     .into(),
             )
         })?;
-    let identity_scopes = a
-        .identity_scopes
-        .clone()
-        .unwrap_or_else(|| vec![scopes::READ.to_string()]);
+    let identity_scopes = match a.identity_scopes.clone() {
+        None => vec![scopes::READ.to_string()],
+        Some(super::schema::IdentityScopes::All(v)) => v,
+        Some(super::schema::IdentityScopes::PerLogin(_)) => {
+            return Err(invalid(
+                cfg,
+                "gateway.auth.identityScopes",
+                "auth mode trusted-proxy takes a list of scopes here (per-login maps are for \
+                 Tailscale identity auth)"
+                    .into(),
+            ))
+        }
+    };
     Ok(ProxyAuth {
         user_header,
         required_headers: tp

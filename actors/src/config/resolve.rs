@@ -37,6 +37,8 @@ pub struct Inputs {
     pub password: Option<Secret>,
     /// `--log-level`.
     pub log_level: Option<String>,
+    /// `--tailscale off|serve|funnel`.
+    pub tailscale: Option<String>,
 }
 
 /// Where a value came from, for error messages.
@@ -132,6 +134,8 @@ pub struct Settings {
     pub inputs: Inputs,
     /// TLS on every listener (`None`: plain HTTP/WS).
     pub tls: Option<crate::tls::TlsSettings>,
+    /// Tailscale serve/funnel (`None`: off).
+    pub tailscale: Option<super::tailscale::TailscaleSettings>,
 }
 
 // === impl Source ===
@@ -222,8 +226,11 @@ pub fn resolve_with(
     check_cdp_ports(&file, &tunnels, port, &cfg_path)?;
     let policy = super::policy::resolve_policy(&file, &cfg_path, env, &auth, bind.exposed)?;
     let tls = super::tls::resolve_tls(&file, &paths, &cfg_path, env)?;
+    let tailscale =
+        super::tailscale::resolve_tailscale(inputs, &file, &cfg_path, env, &bind, &auth)?;
     Ok(Settings {
         tls,
+        tailscale,
         paths,
         config_file_exists: exists,
         file,
@@ -492,20 +499,6 @@ fn refused_unbuilt(cfg: &Path, key: &str, what: &str) -> ConfigError {
 fn refuse_unbuilt(file: &FileConfig, cfg: &Path) -> Result<(), ConfigError> {
     let g = &file.gateway;
     if let Some(t) = &g.tailscale {
-        if t.mode.as_deref().is_some_and(|m| m != "off") {
-            return Err(refused_unbuilt(
-                cfg,
-                "gateway.tailscale.mode",
-                "Tailscale serve/funnel",
-            ));
-        }
-        if t.auth.as_ref().is_some_and(|a| a.enabled == Some(true)) {
-            return Err(refused_unbuilt(
-                cfg,
-                "gateway.tailscale.auth",
-                "Tailscale identity auth",
-            ));
-        }
         if t.bind.is_some() {
             return Err(refused_unbuilt(
                 cfg,

@@ -97,8 +97,9 @@ pub struct AuthConfig {
     pub allow_tailscale: Option<bool>,
     /// Trusted-proxy auth settings.
     pub trusted_proxy: Option<TrustedProxyConfig>,
-    /// Scopes granted to identity-authenticated users.
-    pub identity_scopes: Option<Vec<String>>,
+    /// Scopes granted to identity-authenticated users: a list for everyone, or (Tailscale
+    /// identity auth) `{ "<login>": [scopes] }` per login.
+    pub identity_scopes: Option<IdentityScopes>,
     /// Auth-failure lockout (and, in the seed's spelling, the request rate limit).
     pub rate_limit: Option<AuthRateLimitConfig>,
     /// Strength rules for tokens and passwords.
@@ -161,6 +162,16 @@ pub struct RateLimitConfig {
     pub max_connections: Option<u32>,
     /// Whether loopback is exempt (default false).
     pub exempt_loopback: Option<bool>,
+}
+
+/// `gateway.auth.identityScopes`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum IdentityScopes {
+    /// The same scopes for every verified identity.
+    All(Vec<String>),
+    /// Scopes per login (matched case-insensitively).
+    PerLogin(std::collections::BTreeMap<String, Vec<String>>),
 }
 
 /// `gateway.tailscale`.

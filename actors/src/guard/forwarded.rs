@@ -18,6 +18,9 @@ pub struct Forwarding {
     pub real_ip: Option<String>,
     /// Any other `X-Forwarded-*` header (host, proto, port…).
     pub other: bool,
+    /// Any `Tailscale-*` header (user, funnel): meaningful only on the managed listener,
+    /// refused like forwarding headers from anyone but a trusted proxy elsewhere.
+    pub tailscale: bool,
 }
 
 /// Where a request comes from.
@@ -50,7 +53,11 @@ pub enum ForwardError {
 impl Forwarding {
     /// Whether any forwarding header is present.
     pub fn present(&self) -> bool {
-        !self.xff.is_empty() || !self.forwarded.is_empty() || self.real_ip.is_some() || self.other
+        !self.xff.is_empty()
+            || !self.forwarded.is_empty()
+            || self.real_ip.is_some()
+            || self.other
+            || self.tailscale
     }
 
     /// The hops, left (original client) to right (nearest proxy): `X-Forwarded-For` when

@@ -51,6 +51,10 @@ pub struct Policy {
     pub rate: Option<RateConfig>,
     /// `OPENCLAW_MAX_PREAUTH_CONNECTIONS_PER_IP`.
     pub max_preauth_per_ip: u32,
+    /// `gateway.tailscale.auth.allowedUsers`, lower-cased; empty: every verified tailnet user.
+    pub tailscale_users: Vec<String>,
+    /// `gateway.auth.identityScopes` (extra scopes for a verified Tailscale login).
+    pub tailscale_scopes: Option<crate::config::schema::IdentityScopes>,
 }
 
 /// Who an admitted request is.
@@ -106,6 +110,37 @@ impl Policy {
     }
 
     /// The key a client is limited under, or `None` when it is not limited.
+    /// Admission on the Tailscale-managed listener, where the client was already attributed
+    /// from Tailscale's proxy headers: only the allowlist applies.
+    pub fn admit_managed(&self, peer: IpAddr, client: IpAddr) -> Result<Admission, Refusal> {
+        if let Some(allowed) = &self.allowed {
+            if !allowed.contains(client) {
+                return Err(Refusal::NotAllowed(client));
+            }
+        }
+        Ok(Admission {
+            attribution: Attribution::Proxied {
+                client,
+                proxy: peer,
+            },
+            proxy_user: None,
+        })
+    }
+
+    /// Extra scopes `gateway.auth.identityScopes` grants a verified Tailscale `login`.
+    pub fn tailscale_extra_scopes(&self, login: &str) -> Vec<String> {
+        use crate::config::schema::IdentityScopes;
+        match &self.tailscale_scopes {
+            None => Vec::new(),
+            Some(IdentityScopes::All(v)) => v.clone(),
+            Some(IdentityScopes::PerLogin(m)) => m
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(login))
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default(),
+        }
+    }
+
     pub fn limit_key(&self, a: &Admission) -> Option<LimitKey> {
         let rate = self.rate.as_ref()?;
         if let Some(Ok(user)) = &a.proxy_user {

@@ -42,6 +42,9 @@ pub struct HttpCtx {
     pub hub: Hub,
     /// Where upgraded connections go.
     pub sessions: Slot<SessionManagerMsg>,
+    /// The Tailscale-managed listener (plain HTTP behind `tailscale serve|funnel`): only
+    /// requests Tailscale's proxy attributed get in, and their identity headers count.
+    pub managed: Option<crate::tailscale::parse::Mode>,
 }
 
 /// Routes one HTTP request.
@@ -55,12 +58,29 @@ pub async fn handle(
     let fwd = forwarding(req.headers());
     let h = req.headers();
     let header = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let admission = match live.policy.admit(peer.ip(), &fwd, &header) {
+    let mut ingress = None;
+    let admitted = match ctx.managed {
+        None => live.policy.admit(peer.ip(), &fwd, &header),
+        Some(mode) => {
+            if req.uri().path() == "/healthz" && !is_upgrade(&req) {
+                return Ok(route(hub, req.method(), "/healthz"));
+            }
+            match crate::tailscale::parse::ingress(mode, peer.ip(), &header) {
+                Ok(i) => {
+                    let client = i.client;
+                    ingress = Some(i);
+                    live.policy.admit_managed(peer.ip(), client)
+                }
+                Err(why) => return Ok(refuse_unattributed(hub, peer, why, req.uri().path()).await),
+            }
+        }
+    };
+    let admission = match admitted {
         Ok(a) => a,
         Err(r) => return Ok(refuse(hub, peer, r, req.uri().path()).await),
     };
     if is_upgrade(&req) {
-        return Ok(upgrade(&mut req, peer, &ctx, &live.policy, admission).await);
+        return Ok(upgrade(&mut req, peer, &ctx, &live.policy, admission, ingress).await);
     }
     // Plain HTTP requests count against the same bucket as WebSocket requests.
     if let Some(key) = live.policy.limit_key(&admission) {
@@ -98,6 +118,7 @@ fn forwarding(h: &hyper::HeaderMap) -> Forwarding {
         other: h
             .keys()
             .any(|k| k.as_str().starts_with("x-forwarded-") && k != "x-forwarded-for"),
+        tailscale: h.keys().any(|k| k.as_str().starts_with("tailscale-")),
     }
 }
 
@@ -222,6 +243,7 @@ async fn upgrade(
     ctx: &Arc<HttpCtx>,
     policy: &Policy,
     admission: Admission,
+    ingress: Option<crate::tailscale::parse::Ingress>,
 ) -> Resp {
     let hub = &ctx.hub;
     let Some(key) = ws_key(req.headers()) else {
@@ -236,7 +258,9 @@ async fn upgrade(
             "gateway shutting down\n".into(),
         );
     }
-    let facts = Arc::new(conn_facts(req.headers(), peer, &admission));
+    let mut facts = conn_facts(req.headers(), peer, &admission);
+    facts.tailscale = ingress;
+    let facts = Arc::new(facts);
     let admitted = match permits(hub, peer, policy, &admission).await {
         Ok(a) => a,
         Err(refused) => return refused,
@@ -286,7 +310,26 @@ fn conn_facts(h: &hyper::HeaderMap, peer: SocketAddr, admission: &Admission) -> 
         proxy_user: admission.proxy_user.clone(),
         user_agent: header_str("user-agent"),
         connected_at_ms: now_ms(),
+        tailscale: None,
     }
+}
+
+/// 403 `proxy_attribution_required` on the managed listener (the real gateway's JSON body),
+/// audited.
+async fn refuse_unattributed(hub: &Hub, peer: SocketAddr, why: &str, path: &str) -> Resp {
+    Counters::bump(&hub.counters.forwarding_refused);
+    tracing::info!(%peer, why, "managed Tailscale listener: request refused");
+    let ev = AuditEvent::conn_denied(peer, "proxy_attribution_required", 403)
+        .with("path", path.chars().take(128).collect::<String>());
+    hub.audit.record(ev).await;
+    json_resp(
+        StatusCode::FORBIDDEN,
+        json!({"error": {
+            "message": "Proxy client attribution is required. Configure gateway.trustedProxies narrowly and make the proxy overwrite or safely rebuild forwarded client headers.",
+            "type": "proxy_attribution_required",
+            "detail": why,
+        }}),
+    )
 }
 
 /// A pre-auth slot for the client and, with the rate limit on, a `maxConnections` slot;

@@ -153,7 +153,8 @@ impl Drop for ListenerState {
     }
 }
 
-async fn accept_loop(listener: TcpListener, ctx: Arc<HttpCtx>) {
+/// Accepts connections and serves each in its own task (also the managed Tailscale listener).
+pub(crate) async fn accept_loop(listener: TcpListener, ctx: Arc<HttpCtx>) {
     let tls = ctx
         .hub
         .tls

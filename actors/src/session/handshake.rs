@@ -17,6 +17,7 @@ use crate::protocol::frame::{self, parse_request};
 use crate::protocol::negotiate::negotiate;
 use crate::protocol::{MAX_BUFFERED_BYTES, MAX_PAYLOAD_BYTES};
 use crate::shared::{now_ms, write, Identity, VERSION};
+use crate::tailscale::TailscaleMsg;
 
 /// How long a session waits for the Auth actor.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,10 +79,12 @@ pub(super) async fn on_first_frame(me: &SessionRef, st: &mut SessionState, text:
         Ok(p) => p,
         Err(e) => return fail(st, e, 1002, "protocol mismatch"),
     };
+    let tailscale_user = verify_tailscale(st, &params).await;
     let request = Box::new(AuthRequest {
         conn: st.conn.clone(),
         nonce: st.nonce.clone(),
         params: params.clone(),
+        tailscale_user,
     });
     let reply = st
         .ctx
@@ -112,6 +115,42 @@ pub(super) async fn on_first_frame(me: &SessionRef, st: &mut SessionState, text:
             close_reason,
         }) => fail(st, error, 1008, &close_reason),
         Err(_) => fail(st, starting(), 1013, "gateway starting"),
+    }
+}
+
+/// Tailscale identity auth (REMOTE-ACCESS-REFERENCE §2.4): on the managed listener, with
+/// identity auth on, no token or password sent and `Tailscale-User-Login` present, ask
+/// `tailscale whois` (cached by the Tailscale actor) who the client IP is; the login counts
+/// only when it equals the header (case-insensitively). Otherwise auth falls through to the
+/// shared secret.
+async fn verify_tailscale(st: &SessionState, p: &ConnectParams) -> Option<String> {
+    let ingress = st.conn.tailscale.as_ref()?;
+    let settings = st.ctx.hub.settings().tailscale.as_ref()?;
+    let header = ingress.login.as_ref()?;
+    let secret_sent = p.auth.as_ref().is_some_and(|a| {
+        a.token.as_deref().is_some_and(|t| !t.is_empty())
+            || a.password.as_deref().is_some_and(|t| !t.is_empty())
+    });
+    if !settings.identity_auth || secret_sent {
+        return None;
+    }
+    let ip = ingress.client;
+    let login = st
+        .ctx
+        .peers
+        .tailscale
+        .call(
+            |reply_to| TailscaleMsg::Whois { ip, reply_to },
+            Duration::from_secs(6),
+        )
+        .await
+        .ok()
+        .flatten()?;
+    if login.eq_ignore_ascii_case(header) {
+        Some(login)
+    } else {
+        tracing::info!(claimed = %header, whois = %login, "Tailscale-User-Login does not match whois; falling back to the shared secret");
+        None
     }
 }
 

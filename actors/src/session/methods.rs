@@ -634,6 +634,7 @@ fn status(hub: &Hub) -> Value {
         "sessions": {"paths": [], "count": 0, "defaults": {}, "recent": [], "byAgent": []},
         "tunnels": hub.tunnels.rows(),
         "nodes": hub.nodes.status(),
+        "tailscale": hub.tailscale.status(),
         "tls": hub.tls.as_ref().map_or_else(|| json!({"enabled": false}), |t| t.status()),
         "security": security(hub),
     })

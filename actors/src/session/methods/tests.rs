@@ -65,6 +65,7 @@ fn conn(hub: &Hub) -> Arc<ConnStats> {
         proxy_user: None,
         user_agent: None,
         connected_at_ms: 0,
+        tailscale: None,
     }))
 }
 
