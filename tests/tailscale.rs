@@ -548,3 +548,24 @@ async fn funnel_takes_the_password_only_and_accepts_funnel_requests() {
     assert!(!fake.text().contains("[whois]"));
     drop(gw);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_allowlist_applies_to_the_tailnet_client_address() {
+    let fake = Fake::new();
+    let _gw = Gw::start(fake.opts(
+        r#"{ gateway: { tailscale: { mode: "serve", allowedIPs: ["100.64.0.8/32"] } } }"#,
+        &[],
+        &[],
+    ));
+    let managed = fake.managed_port();
+    let alice = ts_headers("100.64.0.7", Some("alice@example.com"));
+    assert_eq!(
+        ws(managed, &alice).await.err(),
+        Some(403),
+        "100.64.0.7 is not allowed"
+    );
+    let bob = ts_headers("100.64.0.8", Some("bob@example.com"));
+    let mut c = ws(managed, &bob).await.expect("100.64.0.8 is allowed");
+    let res = connect_plain(&mut c, json!({"token": TOKEN})).await;
+    assert_eq!(res["ok"], true, "{res}");
+}
