@@ -22,6 +22,14 @@
 //!   `$CARGO_TARGET_DIR/release/openclaw`, else `target/release/openclaw`): start-up time,
 //!   idle RSS, RSS per idle connection, `health` req/s vs the echo baseline, handshakes/s;
 //!   with `PEER=1` also the real OpenClaw gateway. Markdown on stdout, progress on stderr.
+//! - `nodes [--nodes 10] [--seconds 4] [--warmup-seconds 0.5] [--rounds 3] [--inflight 1,32,256]
+//!   [--per-conn 8] [--node-workers 2] [--json]` — the node relay (issue 11): starts the
+//!   release gateway and N test nodes (signed device identities, `echo.test`, approved by an
+//!   admin operator; a runtime of their own) that answer every `node.invoke.request` at once
+//!   and also listen on their own loopback WS port; then for each in-flight level, closed loops
+//!   of `node.invoke` through the gateway vs the same request frame sent straight to the node
+//!   (alternating, `--rounds` times): invokes/s and p50/p99 with gateway/direct ratios.
+//!   Markdown (or JSON) on stdout, progress on stderr. See `benches/load/relay.rs`.
 //!
 //! Common options: `--url` (default `$GW_URL` or `ws://127.0.0.1:18789`), `--token`
 //! (default `$GW_TOKEN` / `$OPENCLAW_GATEWAY_TOKEN`), `--timeout-ms` (10000),
@@ -46,8 +54,12 @@ mod gateway;
 mod markdown;
 #[path = "load/modes.rs"]
 mod modes;
+#[path = "load/nodes.rs"]
+mod nodes;
 #[path = "load/peer.rs"]
 mod peer;
+#[path = "load/relay.rs"]
+mod relay;
 #[path = "load/report.rs"]
 mod report;
 #[path = "load/stats.rs"]
@@ -65,13 +77,15 @@ use client::Target;
 use stats::first_errors;
 
 const USAGE: &str =
-    "usage: cargo bench --bench load -- <echo-server|rpc|handshakes|idle|report> [options]
+    "usage: cargo bench --bench load -- <echo-server|rpc|handshakes|idle|report|nodes> [options]
   echo-server --port P [--tls]
   rpc         --url U --token T --connections N --seconds S --method health [--params JSON] [--json]
   handshakes  --url U --token T --workers W --seconds S [--json]
   idle        --url U --token T --connections N --hold-seconds S [--connect-parallel 32]
   report      [--seconds 5] [--workers 8] [--connect-parallel 32] [--idle-sizes 1000,10000]
               [--health-conns 1,50] [--startup-runs 5]   (PEER=1: also the real gateway)
+  nodes       [--nodes 10] [--seconds 4] [--warmup-seconds 0.5] [--rounds 3]
+              [--inflight 1,32,256] [--per-conn 8] [--node-workers 2] [--json]
 see the //! header of benches/load.rs";
 
 const KNOWN: &[&str] = &[
@@ -90,6 +104,12 @@ const KNOWN: &[&str] = &[
     "--health-conns",
     "--startup-runs",
     "--tls",
+    "--nodes",
+    "--warmup-seconds",
+    "--rounds",
+    "--inflight",
+    "--per-conn",
+    "--node-workers",
 ];
 
 fn main() {
@@ -139,6 +159,7 @@ fn dispatch(rt: &Runtime, mode: &str, a: &Args, nofile: u64) -> Result<i32, Stri
             print!("{}", markdown::render(&r));
             Ok(0)
         }
+        "nodes" => nodes_mode(rt, a),
         other => Err(format!("unknown mode {other:?}")),
     }
 }
@@ -250,4 +271,27 @@ fn idle(rt: &Runtime, a: &Args) -> Result<i32, String> {
     summary["eventsReceived"] = json!(events);
     print_json(a, &summary);
     Ok(i32::from(opened == 0))
+}
+
+fn nodes_mode(rt: &Runtime, a: &Args) -> Result<i32, String> {
+    let o = relay::Opts {
+        nodes: a.num("--nodes", 10usize)?.clamp(1, 1000),
+        seconds: a.num("--seconds", 4.0f64)?.clamp(0.1, 600.0),
+        warmup: a.num("--warmup-seconds", 0.5f64)?.clamp(0.0, 60.0),
+        rounds: a.num("--rounds", 3usize)?.clamp(1, 100),
+        inflight: a.list("--inflight", &[1, 32, 256])?,
+        per_conn: a.num("--per-conn", 8usize)?.clamp(1, 48),
+        node_workers: a.num("--node-workers", 2usize)?.clamp(1, 64),
+        timeout: Duration::from_millis(a.num("--timeout-ms", 10_000)?),
+    };
+    if o.inflight.iter().any(|&l| l == 0 || l > 10_000) {
+        return Err("--inflight values must be 1..=10000".into());
+    }
+    let r = relay::run(rt, &o)?;
+    if a.flag("--json") {
+        println!("{}", r.json());
+    } else {
+        print!("{}", r.markdown());
+    }
+    Ok(i32::from(r.failed()))
 }

@@ -237,6 +237,32 @@ impl Conn {
         }
     }
 
+    /// Sends one request and returns its whole response frame (events in between are counted).
+    pub async fn call_value(
+        &mut self,
+        method: &str,
+        params: Option<&str>,
+    ) -> Result<serde_json::Value, String> {
+        let id = self.next_id();
+        self.send(request_frame(&id, method, params)).await?;
+        loop {
+            let t = self.recv_text().await?;
+            let v: serde_json::Value =
+                serde_json::from_str(&t).map_err(|e| format!("bad frame: {e}"))?;
+            if v["type"] == "res" && v["id"] == id.as_str() {
+                return Ok(v);
+            }
+            if v["type"] == "event" {
+                self.events += 1;
+            }
+        }
+    }
+
+    /// The socket, for a caller that drives its own request/response pipeline.
+    pub fn into_ws(self) -> Ws {
+        self.ws
+    }
+
     /// Waits for the next inbound message (idle holding); `false` once the socket is gone.
     pub async fn idle_next(&mut self) -> bool {
         match self.ws.next().await {
