@@ -56,6 +56,12 @@ pub enum Command {
         after_help = "Examples:\n  openclaw logs --filter auth\n  openclaw logs --follow\n  openclaw logs --limit 50 --json"
     )]
     Logs(LogsArgs),
+    /// Troubleshooting checks, each OK/WARN/FAIL with a one-line fix: port listening and on
+    /// which addresses, gateway answers, token file modes, tunnels (with `ssh -v`),
+    /// Tailscale, firewall rules, TLS expiry, audit log and disk space, CDP ports.
+    /// Exit 0 no FAIL, 1 any FAIL.
+    #[command(after_help = "Examples:\n  openclaw doctor\n  openclaw doctor --json")]
+    Doctor(JsonTargetArgs),
     /// The ports a gateway uses (base, browser control, canvas, CDP range).
     #[command(after_help = "Examples:\n  openclaw ports\n  openclaw ports --port 19001 --json")]
     Ports(PortsArgs),
@@ -404,6 +410,25 @@ pub enum GatewayCmd {
     Connections(JsonTargetArgs),
     /// Same as `openclaw status`.
     Status(StatusArgs),
+    /// Show or switch the running gateway's log filter, without a restart.
+    #[command(
+        after_help = "Examples:\n  openclaw gateway log-level\n  openclaw gateway log-level debug\n  openclaw gateway log-level 'info,openclaw_actors::nodes=trace'\n  openclaw gateway log-level info      # back to normal"
+    )]
+    LogLevel(LogLevelArgs),
+}
+
+/// `openclaw gateway log-level`.
+#[derive(Debug, Args, Clone)]
+pub struct LogLevelArgs {
+    /// New filter: a level (error, warn, info, debug, trace) or tracing directives such as
+    /// `info,openclaw_actors::session=debug`. Without it, prints the filter in force.
+    pub filter: Option<String>,
+    /// Which gateway.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `openclaw gateway call`.

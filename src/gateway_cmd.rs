@@ -31,10 +31,13 @@ pub fn run(global: &Global, args: GatewayArgs) -> i32 {
             return EXIT_CONFIG;
         }
     };
-    if let Err(e) = logging::init(&settings.log_level, &settings.log_file) {
-        eprintln!("openclaw gateway: {e}");
-        return EXIT_CONFIG;
-    }
+    let reload = match logging::init(&settings.log_level, &settings.log_file) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("openclaw gateway: {e}");
+            return EXIT_CONFIG;
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -45,7 +48,7 @@ pub fn run(global: &Global, args: GatewayArgs) -> i32 {
             return EXIT_RUNTIME;
         }
     };
-    rt.block_on(serve(settings, started))
+    rt.block_on(serve(settings, started, Some(reload)))
 }
 
 /// `openclaw tunnel run [NAME...]`: the tunnel supervisor in the foreground, no listeners.
@@ -98,15 +101,18 @@ pub fn run_tunnels(
             openclaw_actors::tunnel::ssh::argv(t).join(" ")
         );
     }
-    if let Err(e) = logging::init(&settings.log_level, &settings.log_file) {
-        eprintln!("openclaw tunnel run: {e}");
-        return EXIT_CONFIG;
-    }
+    let reload = match logging::init(&settings.log_level, &settings.log_file) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("openclaw tunnel run: {e}");
+            return EXIT_CONFIG;
+        }
+    };
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt.block_on(serve(settings, Instant::now())),
+        Ok(rt) => rt.block_on(serve(settings, Instant::now(), Some(reload))),
         Err(e) => {
             eprintln!("openclaw tunnel run: cannot start the runtime: {e}");
             EXIT_RUNTIME
@@ -131,7 +137,7 @@ fn inputs(global: &Global, run: &RunArgs) -> Inputs {
 
 /// Starts the gateway, reports how it listens, then serves until a stop signal (SIGHUP
 /// reloads the config meanwhile) or until the runtime gives up.
-async fn serve(settings: config::Settings, started: Instant) -> i32 {
+async fn serve(settings: config::Settings, started: Instant, log: Option<logging::Reload>) -> i32 {
     // Installed before anything binds: a SIGHUP sent once the port answers must reload,
     // never kill the process with the default action.
     let mut signals = Signals::install();
@@ -144,6 +150,9 @@ async fn serve(settings: config::Settings, started: Instant) -> i32 {
             return EXIT_CONFIG;
         }
     };
+    if let Some(r) = &log {
+        gw.hub.log.install(r.setter(), &r.initial, r.from_env);
+    }
     report.print(&gw);
     tracing::info!(
         startup_ms = started.elapsed().as_millis() as u64,

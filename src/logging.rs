@@ -11,13 +11,46 @@ use tracing_subscriber::fmt::writer::MakeWriterExt;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::EnvFilter;
 
-/// Installs the subscriber and a panic hook that reports through tracing.
-pub fn init(level: &str, file: &Path) -> Result<(), String> {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(v) if !v.is_empty() => EnvFilter::try_new(&v)
-            .map_err(|e| format!("env RUST_LOG={v:?} is not a valid filter: {e}"))?,
-        _ => EnvFilter::new(format!("{level},hyper=warn,ractor=warn")),
+/// Switches the filter of the installed subscriber at run time.
+pub struct Reload {
+    handle: tracing_subscriber::reload::Handle<EnvFilter, tracing_subscriber::Registry>,
+    /// The filter installed at start.
+    pub initial: String,
+    /// `RUST_LOG` chose it (config reloads then leave it alone).
+    pub from_env: bool,
+}
+
+impl Reload {
+    /// A setter for the gateway's `LogControl`: validates, then swaps the filter.
+    pub fn setter(&self) -> openclaw_actors::shared::SetFilter {
+        let handle = self.handle.clone();
+        Box::new(move |filter: &str| {
+            let f = EnvFilter::try_new(filter)
+                .map_err(|e| format!("{filter:?} is not a valid log filter: {e}"))?;
+            handle
+                .reload(f)
+                .map_err(|e| format!("cannot switch the log filter: {e}"))?;
+            Ok(String::new())
+        })
+    }
+}
+
+/// Installs the subscriber and a panic hook that reports through tracing; the returned
+/// handle switches the filter later.
+pub fn init(level: &str, file: &Path) -> Result<Reload, String> {
+    let (filter, initial, from_env) = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => (
+            EnvFilter::try_new(&v)
+                .map_err(|e| format!("env RUST_LOG={v:?} is not a valid filter: {e}"))?,
+            v,
+            true,
+        ),
+        _ => {
+            let f = openclaw_actors::shared::LogControl::level_filter(level);
+            (EnvFilter::new(&f), f, false)
+        }
     };
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
     if let Some(dir) = file.parent() {
         openclaw_actors::state::ensure_private_dir(dir)
             .map_err(|e| format!("cannot create log dir {}: {e}", dir.display()))?;
@@ -50,5 +83,9 @@ pub fn init(level: &str, file: &Path) -> Result<(), String> {
     std::panic::set_hook(Box::new(|info| {
         tracing::error!(panic = %info, "panic");
     }));
-    Ok(())
+    Ok(Reload {
+        handle,
+        initial,
+        from_env,
+    })
 }

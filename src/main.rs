@@ -36,6 +36,7 @@ fn main() {
             }
             Some(GatewayCmd::Connections(c)) => query::connections(g, &c.target, c.json),
             Some(GatewayCmd::Status(s)) => query::status(g, &s.target, s.json),
+            Some(GatewayCmd::LogLevel(l)) => query::log_level(g, &l),
         },
         Command::Status(s) => query::status(g, &s.target, s.json),
         Command::Ping(p) => ping::ping(g, &p.target, p.count, p.interval),
@@ -49,6 +50,7 @@ fn main() {
             };
             logs::logs(g, &l.target, o)
         }
+        Command::Doctor(d) => commands::doctor::doctor(g, &d.target, d.json),
         Command::Ports(p) => admin::ports(g, p.port, p.json),
         Command::Tunnel(TunnelCmd::Run {
             names,

@@ -27,7 +27,7 @@ fn forwarded_gets(port: u16, first: u32, n: u32, ok: &AtomicU64, limited: &Atomi
     let mut r = BufReader::new(s);
     for i in first..first + n {
         let ip = std::net::Ipv4Addr::from(0x0A00_0000 + i);
-        let req = format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {ip}\r\n\r\n");
+        let req = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {ip}\r\n\r\n");
         w.write_all(req.as_bytes()).unwrap();
         let mut status = String::new();
         r.read_line(&mut status).unwrap();

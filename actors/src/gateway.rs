@@ -50,6 +50,9 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
     let (root, join) = Actor::spawn(None, RootActor, args)
         .await
         .map_err(|e| StartError(startup_reason(&e)))?;
+    hub.registry
+        .started
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let ev = AuditEvent::gateway_start(hub.registry.listener_urls(), hub.facts.auth_mode_name());
     hub.audit.record(ev).await;
     Ok(Gateway {

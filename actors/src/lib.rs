@@ -46,6 +46,7 @@ pub mod config;
 pub mod gateway;
 pub mod guard;
 pub mod listener;
+pub mod metrics;
 pub mod nodes;
 pub mod presence;
 pub mod protocol;

@@ -5,9 +5,10 @@
 //! `openclaw tunnel run`). Each spec carries its start function and the typed slot it fills,
 //! so a restarted child is reachable again at once. All are permanent: a crashed child is
 //! restarted after a jittered backoff; more than 5 restarts in 30 s escalates (the root
-//! fails, the process exits non-zero, systemd restarts it). Shutdown is ordered: stop
-//! accepting, close sessions (1012) within the grace period, then stop the rest in reverse
-//! start order, audit last so it drains and syncs.
+//! fails, the process exits non-zero, systemd restarts it). Shutdown is ordered: mark
+//! draining (new upgrades get 503, `/readyz` says `draining`), close sessions (1012) within
+//! the grace period, stop accepting, then stop the rest in reverse start order, audit last
+//! so it drains and syncs.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -259,6 +260,7 @@ impl Actor for RootActor {
             RootMsg::RestartChild(name) if !st.stopping => {
                 match st.sup.start(&name, &me.get_cell()).await {
                     Ok(()) => {
+                        st.hub.metrics.actor_restart(&name);
                         tracing::info!(child = %name, "child restarted");
                         st.hub
                             .audit
@@ -316,12 +318,10 @@ impl Actor for RootActor {
 }
 
 async fn shutdown(st: &mut RootState, reason: &str) -> bool {
+    // 1. refuse new connections (503) and report draining on /readyz and /startupz; the
+    //    listeners keep answering probes while the sessions drain
     st.hub.registry.shutting_down.store(true, Ordering::Relaxed);
     let grace = st.hub.settings().shutdown_grace;
-    // 1. stop accepting
-    for name in &st.listeners {
-        st.sup.stop_child(name).await;
-    }
     // 2. close sessions with 1012 within the grace period
     let left = st
         .peers
@@ -336,11 +336,15 @@ async fn shutdown(st: &mut RootState, reason: &str) -> bool {
         )
         .await;
     let clean = matches!(left, Ok(0));
+    // 3. stop accepting
+    for name in &st.listeners {
+        st.sup.stop_child(name).await;
+    }
     st.hub
         .audit
         .record(AuditEvent::gateway_stop(reason, clean))
         .await;
-    // 3. the rest in reverse order; the audit logger drains and syncs in its post_stop
+    // 4. the rest in reverse order; the audit logger drains and syncs in its post_stop
     let killed = st.sup.shutdown().await;
     if !killed.is_empty() {
         tracing::warn!(?killed, "children killed after their shutdown timeout");

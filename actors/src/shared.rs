@@ -160,6 +160,8 @@ pub struct Registry {
     urls: RwLock<Arc<Vec<String>>>,
     /// Set when shutdown begins: new connections are refused.
     pub shutting_down: AtomicBool,
+    /// Set once every actor has started (`/readyz` and `/startupz` say `starting` before).
+    pub started: AtomicBool,
     /// `wss` when the listeners speak TLS, else `ws`.
     scheme: &'static str,
 }
@@ -230,6 +232,60 @@ pub struct LiveConfig(RwLock<Arc<Live>>);
 #[derive(Debug, Default)]
 pub struct TunnelTable(Mutex<BTreeMap<String, Value>>);
 
+/// A function that swaps the process's log filter and returns the one it replaced.
+pub type SetFilter = Box<dyn Fn(&str) -> Result<String, String> + Send + Sync>;
+
+/// Changes the log filter of the running process (installed by the binary, which owns the
+/// subscriber; absent in tests that install none).
+#[derive(Default)]
+pub struct LogControl {
+    set: std::sync::OnceLock<SetFilter>,
+    current: Mutex<String>,
+    /// `RUST_LOG` was set at start: `logging.level` reloads leave the filter alone.
+    pub env_override: AtomicBool,
+}
+
+impl std::fmt::Debug for LogControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogControl")
+            .field("installed", &self.set.get().is_some())
+            .finish()
+    }
+}
+
+impl LogControl {
+    /// Installs the setter (once).
+    pub fn install(&self, set: SetFilter, initial: &str, env_override: bool) {
+        self.env_override.store(env_override, Ordering::Relaxed);
+        *lock(&self.current) = initial.to_string();
+        let _ = self.set.set(set);
+    }
+
+    /// Applies `filter` (tracing-subscriber `EnvFilter` syntax); returns the previous one.
+    pub fn set(&self, filter: &str) -> Result<String, String> {
+        match self.set.get() {
+            Some(f) => {
+                f(filter)?;
+                Ok(std::mem::replace(
+                    &mut *lock(&self.current),
+                    filter.to_string(),
+                ))
+            }
+            None => Err("this process has no reloadable log filter".into()),
+        }
+    }
+
+    /// The filter in force (empty when none is installed).
+    pub fn current(&self) -> String {
+        lock(&self.current).clone()
+    }
+
+    /// The filter for a `logging.level` (noisy dependencies stay at warn).
+    pub fn level_filter(level: &str) -> String {
+        format!("{level},hyper=warn,ractor=warn")
+    }
+}
+
 /// Every part, for HTTP admission and the request methods.
 #[derive(Debug, Clone)]
 pub struct Hub {
@@ -251,6 +307,10 @@ pub struct Hub {
     pub audit: AuditHandle,
     /// The served TLS pair, when the listeners speak TLS.
     pub tls: Option<Arc<crate::tls::TlsState>>,
+    /// The log filter of the running process.
+    pub log: Arc<LogControl>,
+    /// Per-method request numbers and other series kept only for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Tailscale serve/funnel status (written by the Tailscale actor).
     pub tailscale: Arc<crate::tailscale::TailscaleTable>,
     /// Node summary and relay counters (written by the NodeRegistry).
@@ -522,6 +582,8 @@ impl Hub {
             tls,
             nodes: Arc::default(),
             tailscale: Arc::default(),
+            metrics: Arc::default(),
+            log: Arc::default(),
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod devices;
+pub mod doctor;
 pub mod logs;
 pub mod nodes;
 pub mod ping;

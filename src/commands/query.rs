@@ -261,3 +261,43 @@ fn print_table(v: &Value, own: &str) {
     }
     crate::out!("{} connection(s); * = this command", v["count"]);
 }
+
+/// `openclaw gateway log-level [FILTER]`.
+pub fn log_level(global: &Global, a: &crate::cli::LogLevelArgs) -> i32 {
+    let cmd = "gateway log-level";
+    let t = match target(cmd, &a.target, global) {
+        Ok(t) => t,
+        Err(c) => return c,
+    };
+    let params = match &a.filter {
+        Some(f) => json!({"filter": f}),
+        None => json!({}),
+    };
+    block_on(async move {
+        match call_once(
+            &t,
+            &a.target,
+            &["operator.admin"],
+            "gateway.log.level",
+            params,
+        )
+        .await
+        {
+            Ok((_, v)) if a.json => {
+                print_json(&v);
+                0
+            }
+            Ok((_, v)) => {
+                match v["previous"].as_str() {
+                    Some(p) => crate::out!(
+                        "log filter: {} (was {p})",
+                        v["filter"].as_str().unwrap_or("?")
+                    ),
+                    None => crate::out!("log filter: {}", v["filter"].as_str().unwrap_or("?")),
+                }
+                0
+            }
+            Err(e) => fail(cmd, &e),
+        }
+    })
+}

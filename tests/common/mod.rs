@@ -46,6 +46,10 @@ pub const REQUIREMENTS: &[(&str, &str)] = &[
         "run as root or with CAP_NET_ADMIN, with iproute2 installed (`ip netns`; `apt-get install iproute2`)",
     ),
     (
+        "prometheus",
+        "install Prometheus and promtool (`apt-get install prometheus`)",
+    ),
+    (
         "ipv6",
         "enable IPv6 on loopback (`sysctl net.ipv6.conf.lo.disable_ipv6=0`)",
     ),

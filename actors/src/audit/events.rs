@@ -23,6 +23,7 @@
 //! | `tls.expiring` | the served certificate expires within 14 days (once a day) |
 //! | `tailscale.claim_ready` / `tailscale.claim_exited` / `tailscale.claim_restarted` | the `tailscale serve\|funnel` route claim is live / died / was started again |
 //! | `tailscale.route_adopted` | a route an older release left for the gateway port was removed before the claim |
+//! | `gateway.log_level` | the log filter was switched at run time (`gateway.log.level`) |
 //! | `tailscale.whois` | one `tailscale whois` lookup for identity auth (login or error) |
 //! | `node.connect` / `node.disconnect` | a node session registered / left (with the invokes its leaving failed) |
 //! | `node.pair.requested` / `node.pair.approved` / `node.pair.rejected` / `node.pair.removed` / `node.renamed` | node command-surface approval |
@@ -195,6 +196,7 @@ pub const EVENTS: &[(&str, &[&str])] = &[
     ("tailscale.claim_restarted", &["pid", "restarts"]),
     ("tailscale.route_adopted", &["gatewayPort"]),
     ("tailscale.whois", &["ip", "ok", "login", "error"]),
+    ("gateway.log_level", &["filter", "previous", "byConnId"]),
 ];
 
 /// Who a handshake came from, as `auth.ok` / `auth.fail` record it.
@@ -548,6 +550,14 @@ impl AuditEvent {
             .with("outcome", outcome)
     }
 
+    /// `gateway.log_level`: the log filter was switched at run time.
+    pub fn log_level(filter: &str, previous: &str, by_conn_id: &str) -> Self {
+        Self::new("gateway.log_level")
+            .with("filter", filter)
+            .with("previous", previous)
+            .with("byConnId", by_conn_id)
+    }
+
     /// `tailscale.claim_ready`.
     pub fn tailscale_claim_ready(mode: &str, port: u16, pid: u32, url: Option<&str>) -> Self {
         Self::new("tailscale.claim_ready")
@@ -699,6 +709,7 @@ mod tests {
             AuditEvent::tailscale_claim_restarted(2, 1),
             AuditEvent::tailscale_route_adopted(18789),
             AuditEvent::tailscale_whois(peer.ip(), Some("a@b"), None),
+            AuditEvent::log_level("debug", "info", "c1"),
         ];
         let mut seen = std::collections::BTreeSet::new();
         for ev in &all {

@@ -53,6 +53,25 @@ pub struct AuditStats {
     pub written: AtomicU64,
     /// Write or sync failures (events are retried with the next batch).
     pub write_errors: AtomicU64,
+    /// Batches written (one fsync each).
+    pub batches: AtomicU64,
+    /// Nanoseconds spent writing and syncing batches.
+    pub batch_ns: AtomicU64,
+    /// When the last batch was written (ms since the epoch; 0: none yet).
+    pub last_ok_ms: std::sync::atomic::AtomicI64,
+    /// When the last write failed (ms since the epoch; 0: never).
+    pub last_error_ms: std::sync::atomic::AtomicI64,
+}
+
+impl AuditStats {
+    /// Whether the last write attempt failed (the audit log cannot be written now).
+    pub fn failing(&self) -> bool {
+        let (ok, err) = (
+            self.last_ok_ms.load(Ordering::Relaxed),
+            self.last_error_ms.load(Ordering::Relaxed),
+        );
+        err > ok
+    }
 }
 
 /// Cheap, clonable producer side.

@@ -113,12 +113,19 @@ pub(super) fn run(path: PathBuf, slot: RxSlot, stats: Arc<AuditStats>) {
         for (i, ev) in pending.iter().enumerate() {
             batch.extend_from_slice(&line(ev, seq + i as u64));
         }
+        let t0 = std::time::Instant::now();
         let res = out
             .write_all(&batch)
             .and_then(|_| out.flush())
             .and_then(|_| out.get_ref().sync_data());
+        let took = t0.elapsed().as_nanos() as u64;
+        stats.batch_ns.fetch_add(took, Ordering::Relaxed);
         match res {
             Ok(()) => {
+                stats.batches.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .last_ok_ms
+                    .store(crate::shared::now_ms(), Ordering::Relaxed);
                 seq += pending.len() as u64;
                 stats
                     .written
@@ -131,6 +138,9 @@ pub(super) fn run(path: PathBuf, slot: RxSlot, stats: Arc<AuditStats>) {
             Err(e) => {
                 // Keep the events and retry: audit never drops silently.
                 stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .last_error_ms
+                    .store(crate::shared::now_ms(), Ordering::Relaxed);
                 tracing::error!(path = %path.display(), error = %e, "audit write failed; retrying");
                 std::thread::sleep(Duration::from_millis(200));
                 if let Ok(f) = open_append(&path) {

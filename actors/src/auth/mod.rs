@@ -45,6 +45,8 @@ pub struct AuthArgs {
     pub audit: AuditHandle,
     /// Closes a removed device's connections.
     pub sessions: Slot<SessionManagerMsg>,
+    /// Auth failures by reason and lockouts, for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What a session needs decided.
@@ -178,6 +180,7 @@ impl AuthArgs {
             registry: hub.registry.clone(),
             audit: hub.audit.clone(),
             sessions: peers.sessions.clone(),
+            metrics: hub.metrics.clone(),
         }
     }
 }
@@ -293,6 +296,7 @@ async fn note_outcome(
     };
     if d.wrong_credential {
         if let Some(count) = l.failure(k, now) {
+            Counters::bump(&state.args.metrics.lockouts);
             let span = l.config().lockout;
             tracing::warn!(peer = %req.conn.peer, failures = count, lockout_ms = span.as_millis() as u64, "client locked out after repeated wrong credentials");
             let ev = AuditEvent::auth_lockout(req.conn.peer, k, count, span);
@@ -306,6 +310,7 @@ async fn note_outcome(
 /// The `rate_limited` rejection (PROTOCOL §2.7), audited.
 async fn locked_out(state: &AuthState, req: &AuthRequest, retry: Duration) -> AuthReply {
     Counters::bump(&state.args.counters.auth_failed);
+    state.args.metrics.auth_failure("rate_limited");
     let retry_ms = retry.as_millis().max(1) as u64;
     let mut error = ErrorShape::new(
         crate::protocol::errors::code::INVALID_REQUEST,
@@ -435,6 +440,7 @@ async fn decide(state: &mut AuthState, req: &AuthRequest, live: &Live) -> Decide
             wrong_credential,
         } => {
             Counters::bump(&counters.auth_failed);
+            state.args.metrics.auth_failure(&reason);
             let ev = AuditEvent::auth_fail(who(req), reason.as_str(), &error_code(&error))
                 .with_opt(
                     "user",
@@ -450,6 +456,7 @@ async fn decide(state: &mut AuthState, req: &AuthRequest, live: &Live) -> Decide
         }
         Verdict::NeedsPairing { device_id } => {
             Counters::bump(&counters.auth_failed);
+            state.args.metrics.auth_failure("pairing_required");
             let request_id = pair_ops::request_pairing(state, req, &device_id).await;
             let (error, close_reason) =
                 rules::pairing_required(&device_id, &request_id, req.params.role());

@@ -40,7 +40,7 @@ fn changed<const N: usize>(table: [(&'static str, bool); N]) -> Vec<&'static str
 }
 
 /// Live keys, each with whether it differs.
-fn live_keys(old: &Settings, new: &Settings) -> [(&'static str, bool); 10] {
+fn live_keys(old: &Settings, new: &Settings) -> [(&'static str, bool); 11] {
     let (p, q) = (&new.policy, &old.policy);
     [
         (
@@ -75,6 +75,7 @@ fn live_keys(old: &Settings, new: &Settings) -> [(&'static str, bool); 10] {
             "gateway.auth.identityScopes",
             p.tailscale_scopes != q.tailscale_scopes,
         ),
+        ("logging.level", old.log_level != new.log_level),
     ]
 }
 
@@ -112,10 +113,18 @@ fn restart_keys(old: &Settings, new: &Settings) -> [(&'static str, bool); 13] {
             old.shutdown_grace != new.shutdown_grace,
         ),
         ("tunnels", old.file.tunnels != new.file.tunnels),
-        ("logging", old.file.logging != new.file.logging),
+        (
+            "logging",
+            logging_rest(&old.file) != logging_rest(&new.file),
+        ),
         ("browser", old.file.browser != new.file.browser),
         ("gateway.reload", a.reload != b.reload),
     ]
+}
+
+/// The `logging` section without `level` (which applies live): the log file.
+fn logging_rest(f: &super::FileConfig) -> Option<String> {
+    f.logging.as_ref().and_then(|l| l.file.clone())
 }
 
 /// `gateway.tailscale.mode`: an absent `gateway.tailscale` and one without `mode` are the

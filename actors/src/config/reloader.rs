@@ -46,6 +46,8 @@ pub struct ReloaderArgs {
     pub limiter: Slot<RateLimiterMsg>,
     /// Told to re-read the certificate on SIGHUP (and other explicit reloads).
     pub tls: Slot<TlsReloaderMsg>,
+    /// Applies a changed `logging.level`.
+    pub log: Arc<crate::shared::LogControl>,
 }
 
 /// Messages.
@@ -96,6 +98,7 @@ impl ReloaderArgs {
             audit: hub.audit.clone(),
             limiter: peers.limiter.clone(),
             tls: peers.tls.clone(),
+            log: hub.log.clone(),
         }
     }
 
@@ -202,6 +205,24 @@ async fn resolve(a: &ReloaderArgs) -> Result<Settings, ConfigError> {
         .map_err(|e| ConfigError::Refused(format!("reload task failed: {e}")))?
 }
 
+/// Applies a changed `logging.level` to the running process (not over `RUST_LOG`).
+fn apply_log_level(a: &ReloaderArgs, level: &str) {
+    if a.log
+        .env_override
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        tracing::warn!(
+            level,
+            "logging.level changed, but RUST_LOG was set at start and wins; not applied"
+        );
+        return;
+    }
+    match a.log.set(&crate::shared::LogControl::level_filter(level)) {
+        Ok(prev) => tracing::info!(level, previous = %prev, "log level changed by config reload"),
+        Err(e) => tracing::warn!(level, error = %e, "logging.level not applied"),
+    }
+}
+
 /// Swaps in the new live settings: what applies live is planned against the settings last
 /// loaded, what needs a restart against the settings the process started with.
 async fn apply(a: &ReloaderArgs, trigger: &'static str, new: Settings) -> Value {
@@ -230,6 +251,9 @@ async fn apply(a: &ReloaderArgs, trigger: &'static str, new: Settings) -> Value 
     });
     if rate_changed {
         a.limiter.cast(RateLimiterMsg::Reconfigure(rate));
+    }
+    if applied.contains(&"logging.level") {
+        apply_log_level(a, &a.live.get().settings.log_level);
     }
     Counters::bump(&a.counters.reloads);
     if restart.is_empty() {

@@ -65,6 +65,8 @@ pub struct GatewayConfig {
     pub nodes: Option<NodesConfig>,
     /// Config hot reload.
     pub reload: Option<ReloadConfig>,
+    /// Prometheus `/metrics`.
+    pub metrics: Option<MetricsConfig>,
     /// Handshake timeout in ms (default 15000; env `OPENCLAW_HANDSHAKE_TIMEOUT_MS`).
     pub handshake_timeout_ms: Option<u64>,
     /// `tick` interval in ms (default 30000).
@@ -172,6 +174,17 @@ pub enum IdentityScopes {
     All(Vec<String>),
     /// Scopes per login (matched case-insensitively).
     PerLogin(std::collections::BTreeMap<String, Vec<String>>),
+}
+
+/// `gateway.metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MetricsConfig {
+    /// Serve `/metrics` (default true).
+    pub enabled: Option<bool>,
+    /// Let anyone who can reach the port read it without the token (default false:
+    /// loopback callers read it freely, others need `Authorization: Bearer <token>`).
+    pub public: Option<bool>,
 }
 
 /// `gateway.tailscale`.

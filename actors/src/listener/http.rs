@@ -25,6 +25,7 @@ use crate::audit::AuditEvent;
 use crate::guard::forwarded::{ForwardError, Forwarding};
 use crate::guard::limiter_actor;
 use crate::guard::{Admission, Policy, Refusal};
+use crate::listener::probes;
 use crate::protocol::frame_guard::GuardedIo;
 use crate::protocol::MAX_PREAUTH_PAYLOAD_BYTES;
 use crate::session::io::{ws_config, Io};
@@ -58,22 +59,31 @@ pub async fn handle(
     let fwd = forwarding(req.headers());
     let h = req.headers();
     let header = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+    // Probes come first, before any proxy or attribution check, on every listener (the
+    // allowlist still applies to the TCP peer: a refused address learns nothing).
+    if probes::is_probe(req.uri().path()) && !is_upgrade(&req) {
+        if let Some(allowed) = &live.policy.allowed {
+            let ip = peer.ip();
+            if !(allowed.contains(ip) || live.policy.allow_loopback && ip.is_loopback()) {
+                let r = Refusal::NotAllowed(ip);
+                return Ok(refuse(hub, peer, r, req.uri().path()).await);
+            }
+        }
+        let local = ctx.managed.is_none() && peer.ip().is_loopback() && !fwd.present();
+        let detailed = local || bearer_ok(&live, &header);
+        return Ok(probe(hub, req.method(), req.uri().path(), detailed));
+    }
     let mut ingress = None;
     let admitted = match ctx.managed {
         None => live.policy.admit(peer.ip(), &fwd, &header),
-        Some(mode) => {
-            if req.uri().path() == "/healthz" && !is_upgrade(&req) {
-                return Ok(route(hub, req.method(), "/healthz"));
+        Some(mode) => match crate::tailscale::parse::ingress(mode, peer.ip(), &header) {
+            Ok(i) => {
+                let client = i.client;
+                ingress = Some(i);
+                live.policy.admit_managed(peer.ip(), client)
             }
-            match crate::tailscale::parse::ingress(mode, peer.ip(), &header) {
-                Ok(i) => {
-                    let client = i.client;
-                    ingress = Some(i);
-                    live.policy.admit_managed(peer.ip(), client)
-                }
-                Err(why) => return Ok(refuse_unattributed(hub, peer, why, req.uri().path()).await),
-            }
-        }
+            Err(why) => return Ok(refuse_unattributed(hub, peer, why, req.uri().path()).await),
+        },
     };
     let admission = match admitted {
         Ok(a) => a,
@@ -81,6 +91,19 @@ pub async fn handle(
     };
     if is_upgrade(&req) {
         return Ok(upgrade(&mut req, peer, &ctx, &live.policy, admission, ingress).await);
+    }
+    if req.uri().path() == "/metrics" {
+        let local = ctx.managed.is_none()
+            && !admission.attribution.proxied()
+            && admission.attribution.client().is_loopback();
+        let openmetrics =
+            header("accept").is_some_and(|a| a.contains("application/openmetrics-text"));
+        return Ok(metrics(
+            hub,
+            req.method(),
+            local || bearer_ok(&live, &header),
+            openmetrics,
+        ));
     }
     // Plain HTTP requests count against the same bucket as WebSocket requests.
     if let Some(key) = live.policy.limit_key(&admission) {
@@ -122,21 +145,99 @@ fn forwarding(h: &hyper::HeaderMap) -> Forwarding {
     }
 }
 
+/// `Authorization: Bearer <token|password>` that matches the secrets in force.
+fn bearer_ok(live: &crate::shared::Live, header: &dyn Fn(&str) -> Option<String>) -> bool {
+    let Some(given) = header("authorization").and_then(|v| {
+        v.strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+            .map(|t| t.trim().to_string())
+    }) else {
+        return false;
+    };
+    let s = &live.secrets;
+    [&s.token, &s.password]
+        .into_iter()
+        .flatten()
+        .any(|secret| secret.matches(&given))
+}
+
+/// A probe's answer, with the probe headers.
+fn probe(hub: &Hub, method: &Method, path: &str, detailed: bool) -> Resp {
+    let state = probes::ProbeState {
+        started: hub
+            .registry
+            .started
+            .load(std::sync::atomic::Ordering::Relaxed),
+        draining: hub.registry.stopping(),
+        audit_failing: hub.audit.stats.failing(),
+        uptime_ms: hub.facts.uptime_ms(),
+    };
+    match probes::answer(method.as_str(), path, state, detailed) {
+        Some(probes::ProbeAnswer::Json(code, v)) => {
+            json_resp(StatusCode::from_u16(code).unwrap_or(StatusCode::OK), v)
+        }
+        Some(probes::ProbeAnswer::MethodNotAllowed) | None => {
+            let mut r = text_resp(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed".into());
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            r
+        }
+    }
+}
+
+/// `/metrics`: Prometheus text exposition, for loopback or bearer callers unless
+/// `gateway.metrics.public`; 404 when `gateway.metrics.enabled` is false.
+fn metrics(hub: &Hub, method: &Method, trusted: bool, openmetrics: bool) -> Resp {
+    let cfg = hub
+        .settings()
+        .file
+        .gateway
+        .metrics
+        .clone()
+        .unwrap_or_default();
+    if cfg.enabled == Some(false) {
+        return text_resp(
+            StatusCode::NOT_FOUND,
+            "not found (gateway.metrics.enabled is false)\n".into(),
+        );
+    }
+    if !matches!(*method, Method::GET | Method::HEAD) {
+        let mut r = text_resp(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed".into());
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    if !trusted && cfg.public != Some(true) {
+        let mut r = text_resp(
+            StatusCode::UNAUTHORIZED,
+            "metrics need the gateway token: send `Authorization: Bearer <token>` (or set \
+             gateway.metrics.public: true)\n"
+                .into(),
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
+    }
+    let body = crate::metrics::render(hub);
+    if !openmetrics {
+        let mut r = text_resp(StatusCode::OK, crate::metrics::to_prometheus_text(&body));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        return r;
+    }
+    let mut r = text_resp(StatusCode::OK, body);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    r
+}
+
 /// The plain HTTP endpoints.
 fn route(hub: &Hub, method: &Method, path: &str) -> Resp {
-    let stopping = hub.registry.stopping();
     match (method, path) {
-        (&Method::GET | &Method::HEAD, "/healthz") => {
-            json_resp(StatusCode::OK, json!({"ok": true, "status": "live"}))
-        }
-        (&Method::GET | &Method::HEAD, "/readyz") if stopping => json_resp(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({"ready": false, "status": "shutting down"}),
-        ),
-        (&Method::GET | &Method::HEAD, "/readyz") => json_resp(
-            StatusCode::OK,
-            json!({"ready": true, "status": "ready", "connections": hub.registry.connection_count()}),
-        ),
         (&Method::GET | &Method::HEAD, "/") => text_resp(StatusCode::OK, note(hub)),
         _ => text_resp(StatusCode::NOT_FOUND, "not found\n".into()),
     }
@@ -158,10 +259,9 @@ fn json_resp(status: StatusCode, v: serde_json::Value) -> Resp {
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
+        HeaderValue::from_static("application/json; charset=utf-8"),
     );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    common_headers(&mut r);
     r
 }
 
@@ -172,7 +272,22 @@ fn text_resp(status: StatusCode, body: String) -> Resp {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    common_headers(&mut r);
     r
+}
+
+/// On every answer: never cached, never sniffed, no referrer.
+fn common_headers(r: &mut Resp) {
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
 }
 
 fn is_upgrade<B>(req: &Request<B>) -> bool {

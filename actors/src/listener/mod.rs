@@ -4,6 +4,7 @@
 //! by hyper's timer) in its own task. Upgrades become sessions via the SessionManager.
 
 pub mod http;
+pub mod probes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

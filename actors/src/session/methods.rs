@@ -99,6 +99,7 @@ pub const METHODS: &[Method] = &[
     m("gateway.connections.list", ADMIN, Run::Now(connections)),
     m("gateway.tunnels.status", READ, Run::Now(tunnels_status)),
     m("gateway.tunnels.restart", ADMIN, Run::Async(tunnel_restart)),
+    m("gateway.log.level", ADMIN, Run::Now(log_level)),
     m("device.pair.list", PAIRING, Run::Async(device_pair)),
     m("device.pair.approve", PAIRING, Run::Async(device_pair)),
     m("device.pair.reject", PAIRING, Run::Async(device_pair)),
@@ -214,6 +215,32 @@ fn connections(c: &Call<'_>) -> Result<Value, ErrorShape> {
         .map(|c| c.to_json())
         .collect();
     Ok(json!({"count": rows.len(), "connections": rows}))
+}
+
+/// `gateway.log.level {filter?}`: the log filter in force, or switch it now (no restart);
+/// audited.
+fn log_level(c: &Call<'_>) -> Result<Value, ErrorShape> {
+    let log = &c.hub.log;
+    let Some(filter) = c.params.and_then(|p| p.get("filter")) else {
+        return Ok(json!({"filter": log.current()}));
+    };
+    let filter = filter
+        .as_str()
+        .map(str::trim)
+        .filter(|f| !f.is_empty() && f.len() <= 1024)
+        .ok_or_else(|| {
+            ErrorShape::invalid_params(
+                "gateway.log.level",
+                "filter must be a non-empty string such as \"debug\" or \"info,openclaw_actors::nodes=trace\"",
+            )
+        })?;
+    let previous = log
+        .set(filter)
+        .map_err(|e| ErrorShape::invalid_params("gateway.log.level", &e))?;
+    tracing::info!(filter, previous = %previous, by = %c.conn.conn_id(), "log filter changed");
+    let ev = crate::audit::AuditEvent::log_level(filter, &previous, c.conn.conn_id());
+    c.hub.audit.record_detached(ev);
+    Ok(json!({"filter": filter, "previous": previous}))
 }
 
 fn tunnels_status(c: &Call<'_>) -> Result<Value, ErrorShape> {

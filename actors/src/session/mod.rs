@@ -101,6 +101,8 @@ pub enum SessionMsg {
         id: String,
         /// Its result.
         result: Result<Value, ErrorShape>,
+        /// Its method's metrics slot and arrival time.
+        timing: (usize, Instant),
     },
     /// The socket closed or failed: stop.
     SocketClosed {
@@ -251,8 +253,13 @@ impl Actor for SessionActor {
                     Phase::Handshake => handshake::on_first_frame(&me, st, text).await,
                     Phase::Ready(_) => on_request(&me, st, text),
                 },
-                SessionMsg::Reply { id, result } => {
+                SessionMsg::Reply { id, result, timing } => {
                     st.in_flight = st.in_flight.saturating_sub(1);
+                    let (slot, started) = timing;
+                    st.ctx
+                        .hub
+                        .metrics
+                        .observe(slot, started.elapsed(), result.is_ok());
                     st.respond(&me, &id, result);
                 }
                 SessionMsg::SocketClosed {
@@ -318,8 +325,12 @@ fn on_request(me: &SessionRef, st: &mut SessionState, text: String) {
             return st.respond(me, &id, Err(ErrorShape::invalid_frame(&e.to_string())));
         }
     };
+    let started = Instant::now();
+    let metrics = st.ctx.hub.metrics.clone();
+    let slot = metrics.slot(&req.method);
     Counters::bump(&st.ctx.hub.counters.requests);
     if let Err(e) = st.rate_limit(&req) {
+        metrics.observe(slot, started.elapsed(), false);
         return st.respond(me, &req.id, Err(e));
     }
     let Phase::Ready(identity) = &st.phase else {
@@ -334,10 +345,19 @@ fn on_request(me: &SessionRef, st: &mut SessionState, text: String) {
         params: req.params.as_ref(),
     };
     match methods::dispatch(&call) {
-        Dispatch::Done(result) => st.respond(me, &req.id, result),
-        Dispatch::Raw(Ok(payload)) => st.send(me, frame::response_ok_raw(&req.id, &payload)),
-        Dispatch::Raw(Err(e)) => st.respond(me, &req.id, Err(e)),
-        job => st.run_off_actor(me, req.id, job),
+        Dispatch::Done(result) => {
+            metrics.observe(slot, started.elapsed(), result.is_ok());
+            st.respond(me, &req.id, result)
+        }
+        Dispatch::Raw(Ok(payload)) => {
+            st.send(me, frame::response_ok_raw(&req.id, &payload));
+            metrics.observe(slot, started.elapsed(), true);
+        }
+        Dispatch::Raw(Err(e)) => {
+            metrics.observe(slot, started.elapsed(), false);
+            st.respond(me, &req.id, Err(e))
+        }
+        job => st.run_off_actor(me, req.id, job, (slot, started)),
     }
 }
 
@@ -364,7 +384,13 @@ impl SessionState {
 
     /// Runs a disk read or an actor call off the actor, within the in-flight cap; the
     /// answer comes back as [`SessionMsg::Reply`] and leaves through [`Self::respond`].
-    fn run_off_actor(&mut self, me: &SessionRef, id: String, job: Dispatch) {
+    fn run_off_actor(
+        &mut self,
+        me: &SessionRef,
+        id: String,
+        job: Dispatch,
+        timing: (usize, Instant),
+    ) {
         if self.in_flight >= MAX_IN_FLIGHT {
             Counters::bump(&self.ctx.hub.counters.requests_over_in_flight);
             let mut e = ErrorShape::unavailable(format!(
@@ -373,6 +399,8 @@ impl SessionState {
             ));
             e.retryable = Some(true);
             e.retry_after_ms = Some(100);
+            let hub = &self.ctx.hub;
+            hub.metrics.observe(timing.0, timing.1.elapsed(), false);
             return self.respond(me, &id, Err(e));
         }
         self.in_flight += 1;
@@ -391,7 +419,7 @@ impl SessionState {
                 Err(ErrorShape::unavailable("internal error while answering"))
             });
             // A session that is gone just fails the cast.
-            let _ = me.cast(SessionMsg::Reply { id, result });
+            let _ = me.cast(SessionMsg::Reply { id, result, timing });
         });
     }
 

@@ -30,6 +30,9 @@ pub const BACKOFF: Backoff = Backoff {
 };
 
 /// The supervisor.
+/// How often the status file is refreshed (written only when a row changed).
+const PERSIST_EVERY: Duration = Duration::from_millis(250);
+
 pub struct TunnelSupervisorActor;
 
 /// Start-up arguments.
@@ -135,14 +138,18 @@ impl Actor for TunnelSupervisorActor {
             .collect();
         let mut sup = Supervisor::new("tunnels", specs, INTENSITY, BACKOFF);
         sup.start_all(&me.get_cell()).await?;
-        me.send_interval(Duration::from_secs(1), || TunnelSupMsg::Persist);
-        Ok(TunnelSupState {
+        // Written at start (so `openclaw tunnel status` has an answer at once), then within
+        // PERSIST_EVERY of every state change (only when the rows changed).
+        me.send_interval(PERSIST_EVERY, || TunnelSupMsg::Persist);
+        let mut st = TunnelSupState {
             env: args.env,
             configured: !args.tunnels.is_empty(),
             sup,
             slots,
             last_written: String::new(),
-        })
+        };
+        persist(&mut st);
+        Ok(st)
     }
 
     async fn handle(
