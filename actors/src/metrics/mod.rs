@@ -31,10 +31,10 @@ pub const BUCKETS: [f64; 12] = [
 /// rest are counted under `other`.
 const MAX_LABELS: usize = 64;
 
-/// One method's request count, errors and latency histogram.
+/// One method's errors and latency histogram (the request count is the buckets' sum, so a
+/// request costs two relaxed atomic adds: its bucket and the sum).
 #[derive(Debug, Default)]
 pub struct MethodStat {
-    count: AtomicU64,
     errors: AtomicU64,
     sum_ns: AtomicU64,
     /// Non-cumulative counts per bucket; the last one is `+Inf`.
@@ -47,6 +47,8 @@ pub struct Metrics {
     /// By method-table position; the last slot counts unknown methods.
     methods: Vec<MethodStat>,
     names: Vec<&'static str>,
+    /// Method name → slot (one hash per request instead of a scan of the table).
+    index: std::collections::HashMap<&'static str, usize>,
     auth_failures: Mutex<BTreeMap<String, u64>>,
     actor_restarts: Mutex<BTreeMap<String, u64>>,
     /// Auth-failure lockouts.
@@ -60,6 +62,7 @@ impl Default for Metrics {
         let names: Vec<&'static str> = crate::session::methods::names();
         Self {
             methods: (0..=names.len()).map(|_| MethodStat::default()).collect(),
+            index: names.iter().enumerate().map(|(i, n)| (*n, i)).collect(),
             names,
             auth_failures: Mutex::default(),
             actor_restarts: Mutex::default(),
@@ -80,15 +83,21 @@ fn bump_label(map: &Mutex<BTreeMap<String, u64>>, label: &str) {
     }
 }
 
+// === impl MethodStat ===
+
+impl MethodStat {
+    /// Requests answered (the sum of the buckets).
+    fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
+    }
+}
+
 // === impl Metrics ===
 
 impl Metrics {
     /// The slot of a method (its table position; unknown methods share the last slot).
     pub fn slot(&self, method: &str) -> usize {
-        self.names
-            .iter()
-            .position(|n| *n == method)
-            .unwrap_or(self.names.len())
+        self.index.get(method).copied().unwrap_or(self.names.len())
     }
 
     /// Records one answered request.
@@ -96,7 +105,6 @@ impl Metrics {
         let Some(m) = self.methods.get(slot) else {
             return;
         };
-        m.count.fetch_add(1, Ordering::Relaxed);
         if !ok {
             m.errors.fetch_add(1, Ordering::Relaxed);
         }
@@ -120,11 +128,9 @@ impl Metrics {
         bump_label(&self.actor_restarts, actor);
     }
 
-    /// Requests seen for `method` (tests).
+    /// Requests seen for `method`.
     pub fn requests(&self, method: &str) -> u64 {
-        self.methods[self.slot(method)]
-            .count
-            .load(Ordering::Relaxed)
+        self.methods[self.slot(method)].count()
     }
 }
 
@@ -290,6 +296,7 @@ impl Collector for Scrape {
             ("proxy_attribution".to_string(), n(&c.forwarding_refused)),
             ("preauth_cap".to_string(), n(&c.preauth_refused)),
             ("max_connections".to_string(), n(&h.limiter.conns_denied)),
+            ("audit_unwritable".to_string(), n(&h.audit.stats.refused)),
         ];
         counters_by(
             &mut e,
@@ -398,7 +405,7 @@ impl Scrape {
         let m = &self.0.metrics;
         let label = |i: usize| m.names.get(i).copied().unwrap_or("unknown");
         let seen: Vec<usize> = (0..m.methods.len())
-            .filter(|i| m.methods[*i].count.load(Ordering::Relaxed) > 0)
+            .filter(|i| m.methods[*i].count() > 0)
             .collect();
         let rows = |f: &dyn Fn(&MethodStat) -> u64| -> Vec<(String, u64)> {
             seen.iter()
@@ -410,7 +417,7 @@ impl Scrape {
             "openclaw_gateway_rpc_requests",
             "RPC requests answered, by method.",
             "method",
-            &rows(&|s| s.count.load(Ordering::Relaxed)),
+            &rows(&|s| s.count()),
         )?;
         counters_by(
             e,
