@@ -62,6 +62,12 @@ pub enum Command {
     /// Exit 0 no FAIL, 1 any FAIL.
     #[command(after_help = "Examples:\n  openclaw doctor\n  openclaw doctor --json")]
     Doctor(JsonTargetArgs),
+    /// Live, every actor message about one connection (session, auth, limiter, node relay,
+    /// audit) at any level, while the rest of the gateway keeps its log level; ends by itself.
+    #[command(
+        after_help = "Examples:\n  openclaw gateway connections\n  openclaw trace 3f2c9a1e-…\n  openclaw trace --peer 127.0.0.1 --for 30\n  openclaw trace --client node-host"
+    )]
+    Trace(TraceArgs),
     /// The ports a gateway uses (base, browser control, canvas, CDP range).
     #[command(after_help = "Examples:\n  openclaw ports\n  openclaw ports --port 19001 --json")]
     Ports(PortsArgs),
@@ -196,6 +202,16 @@ pub enum TunnelCmd {
         /// Which gateway.
         #[command(flatten)]
         target: TargetArgs,
+    },
+    /// Print `tunnels:` entries for the `~/.ssh/config` Host blocks that have a
+    /// `LocalForward` (paste them into the config; ssh keeps reading the block).
+    #[command(
+        after_help = "Examples:\n  openclaw tunnel import\n  openclaw tunnel import --ssh-config ./ssh_config"
+    )]
+    Import {
+        /// The ssh config file to read (default ~/.ssh/config).
+        #[arg(long, value_name = "PATH")]
+        ssh_config: Option<PathBuf>,
     },
 }
 
@@ -344,6 +360,25 @@ pub enum TokenCmd {
         /// Length (at least 32).
         #[arg(long, default_value_t = 48)]
         length: usize,
+    },
+    /// Write a new token where this machine's gateway reads it (the runtime token file, or
+    /// a literal gateway.auth.token in the config file, replaced in place), have the running
+    /// gateway reload it (open connections stay, new ones need the new token), and say which
+    /// clients need it. A token from an environment variable or --token cannot be rewritten:
+    /// it says what to change instead (exit 2).
+    #[command(
+        after_help = "Examples:\n  openclaw token rotate\n  openclaw token rotate --json\n  openclaw token rotate --show   # print the new token once"
+    )]
+    Rotate {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Print the new token (it is masked otherwise).
+        #[arg(long)]
+        show: bool,
+        /// Give up on the running gateway after this many milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 10_000)]
+        timeout: u64,
     },
 }
 
@@ -531,4 +566,23 @@ impl LogLevel {
             LogLevel::Trace => "trace",
         }
     }
+}
+
+/// `openclaw trace`.
+#[derive(Debug, Args, Clone)]
+pub struct TraceArgs {
+    /// Connection id (CONN column of `openclaw gateway connections`).
+    pub conn_id: Option<String>,
+    /// Every connection from this IP.
+    #[arg(long, value_name = "IP")]
+    pub peer: Option<String>,
+    /// Every connection of this client id (e.g. node-host, cli).
+    #[arg(long, value_name = "ID")]
+    pub client: Option<String>,
+    /// How long, in seconds (1-3600).
+    #[arg(long = "for", value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub for_secs: u64,
+    /// Which gateway.
+    #[command(flatten)]
+    pub target: TargetArgs,
 }

@@ -9,6 +9,7 @@ mod gateway_cmd;
 mod logging;
 mod signals;
 mod target;
+mod trace_layer;
 mod transport;
 
 use clap::Parser;
@@ -51,6 +52,7 @@ fn main() {
             logs::logs(g, &l.target, o)
         }
         Command::Doctor(d) => commands::doctor::doctor(g, &d.target, d.json),
+        Command::Trace(t) => commands::trace::trace(g, &t),
         Command::Ports(p) => admin::ports(g, p.port, p.json),
         Command::Tunnel(TunnelCmd::Run {
             names,
@@ -59,6 +61,7 @@ fn main() {
         }) => gateway_cmd::run_tunnels(g, names, config, log_level),
         Command::Tunnel(TunnelCmd::Status(s)) => tunnel::status(g, &s.target, s.json),
         Command::Tunnel(TunnelCmd::Restart { name, target }) => tunnel::restart(g, &target, &name),
+        Command::Tunnel(TunnelCmd::Import { ssh_config }) => tunnel::import(ssh_config),
         Command::Devices(DevicesCmd::List(l)) => devices::list(g, &l.target, l.json),
         Command::Devices(DevicesCmd::Approve { request_id, target }) => {
             devices::approve(g, &target, &request_id)
@@ -71,6 +74,18 @@ fn main() {
         }
         Command::Nodes(n) => nodes::run(g, n),
         Command::Token(TokenCmd::Generate { length }) => admin::token_generate(length),
+        Command::Token(TokenCmd::Rotate {
+            json,
+            show,
+            timeout,
+        }) => {
+            let o = commands::token::RotateOpts {
+                json,
+                show,
+                timeout,
+            };
+            commands::token::rotate(g, &o)
+        }
         Command::Tls(TlsCmd::Fingerprint { config, json }) => {
             admin::tls_fingerprint(g, config, json)
         }

@@ -472,3 +472,61 @@ async fn the_log_filter_switches_at_run_time_and_back() {
     let (_d, fourth) = connect(&gw).await;
     wait_log(&gw, "debug line after the reload", |l| opened(l, &fourth));
 }
+
+/// `openclaw trace <connId>` streams every actor message about that connection at trace
+/// level while the gateway logs at info, and nothing about another connection; audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_shows_one_connections_messages_and_none_of_another() {
+    let gw = Gw::start(Opts {
+        env: vec![("RUST_LOG".into(), String::new())],
+        ..Default::default()
+    });
+    let (mut a, ha) = Client::authed(&gw.url(), TOKEN).await;
+    let (mut b, hb) = Client::authed(&gw.url(), TOKEN).await;
+    let (ida, idb) = (
+        ha["server"]["connId"].as_str().unwrap().to_string(),
+        hb["server"]["connId"].as_str().unwrap().to_string(),
+    );
+    let port = gw.port.to_string();
+    let home = gw.home.clone();
+    let id = ida.clone();
+    let tracer = std::thread::spawn(move || {
+        common::run_bounded(common::client_command(
+            &home,
+            &[
+                ("OPENCLAW_GATEWAY_TOKEN", TOKEN),
+                ("OPENCLAW_GATEWAY_PORT", &port),
+            ],
+            &["trace", &id, "--for", "3"],
+        ))
+    });
+    // Both connections talk while the trace runs.
+    let until = Instant::now() + Duration::from_millis(2500);
+    while Instant::now() < until {
+        assert_eq!(a.call("health", json!({})).await["ok"], true);
+        assert_eq!(b.call("health", json!({})).await["ok"], true);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, out, err) = tokio::task::block_in_place(|| tracer.join().unwrap());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines().any(|l| l.contains(&format!("conn={ida}"))
+            && l.contains("actor=session")
+            && l.contains("msg=Inbound")),
+        "no session message of the traced connection:\n{out}"
+    );
+    assert!(
+        !out.contains(&idb),
+        "the other connection leaked into the trace:\n{out}"
+    );
+    assert!(err.contains(&ida), "{err}");
+    // The gateway's own log stayed at info: no trace lines there.
+    let log =
+        std::fs::read_to_string(gw.home.join(".openclaw/logs/gateway.log")).unwrap_or_default();
+    assert!(
+        !log.contains("msg=\"Inbound\"") && !log.contains("msg=Inbound"),
+        "trace lines in the log file"
+    );
+    let ev = gw.wait_audit("trace.started", |v| v["event"] == "trace.started");
+    assert_eq!(ev["connIds"], json!([ida]));
+}

@@ -440,3 +440,217 @@ async fn a_tunnel_to_a_tls_gateway_probes_through_wss_with_its_pin() {
         assert_ne!(r["state"], "up", "{name}: {r}");
     }
 }
+
+/// Tunnels follow the config file without a gateway restart: an added tunnel starts, a
+/// changed one restarts (new ssh), a removed one stops (its ssh is gone), and the others keep
+/// their ssh process.
+#[tokio::test]
+async fn tunnels_follow_a_config_reload_and_only_changed_ones_restart() {
+    let Some(()) = require("sshd", sshd::availability()) else {
+        return;
+    };
+    let far = Gw::start(Opts::default());
+    let s = Sshd::start();
+    let (p1, p2, p3) = (free_port(), free_port(), free_port());
+    let t1 = tunnel("t1", &s, p1, far.port, json!({}));
+    let gw = gateway_with(vec![t1.clone()]);
+    let (mut c, _) = Client::authed(&gw.url(), TOKEN).await;
+    let up = |r: &Value| r["state"] == "up";
+    let pid1 = wait_row(&mut c, "t1", "up", up).await["pid"].clone();
+    let cfg = gw.home.join(".openclaw/openclaw.json");
+    let reload = |tunnels: Vec<Value>| {
+        std::fs::write(&cfg, json!({"tunnels": tunnels}).to_string()).unwrap();
+        gw.signal(libc::SIGHUP);
+    };
+    // Add t2.
+    let t2 = tunnel("t2", &s, p2, far.port, json!({}));
+    reload(vec![t1.clone(), t2.clone()]);
+    let r2 = wait_row(&mut c, "t2", "t2 up after the reload", up).await;
+    assert_eq!(
+        wait_row(&mut c, "t1", "t1 untouched", up).await["pid"],
+        pid1
+    );
+    // Change t2 (new local port): restarted with a new ssh; t1 still untouched.
+    let t2b = tunnel("t2", &s, p3, far.port, json!({}));
+    reload(vec![t1.clone(), t2b]);
+    let r2b = wait_row(&mut c, "t2", "t2 restarted on the new port", |r| {
+        up(r)
+            && r["forward"]
+                .as_str()
+                .is_some_and(|f| f.contains(&p3.to_string()))
+    })
+    .await;
+    assert_ne!(r2b["pid"], r2["pid"]);
+    assert_eq!(
+        wait_row(&mut c, "t1", "t1 untouched", up).await["pid"],
+        pid1
+    );
+    // Remove t1: its row goes and its ssh is killed.
+    let old_pid = pid1.as_u64().unwrap() as i32;
+    reload(vec![tunnel("t2", &s, p3, far.port, json!({}))]);
+    let deadline = Instant::now() + patience();
+    loop {
+        let rs = rows(&mut c).await;
+        if !rs.iter().any(|r| r["name"] == "t1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "t1 still listed: {rs:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = Instant::now() + patience();
+    while alive(old_pid) {
+        assert!(
+            Instant::now() < deadline,
+            "t1's ssh {old_pid} still running"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ev = gw.wait_audit("reload", |v| {
+        v["event"] == "config.reload" && v.to_string().contains("tunnels")
+    });
+    assert_eq!(ev["restartRequired"], json!([]), "{ev}");
+}
+
+/// Whether a process exists (signal 0).
+fn alive(pid: i32) -> bool {
+    kill(pid as u32, 0) == 0
+}
+
+/// `openclaw tunnel status` has an answer in the first second of `openclaw tunnel run`: the
+/// status file is written when the tunnels start, not a second later.
+#[tokio::test]
+async fn tunnel_status_answers_right_after_tunnel_run_starts() {
+    let Some(()) = require("sshd", sshd::availability()) else {
+        return;
+    };
+    let far = Gw::start(Opts::default());
+    let s = Sshd::start();
+    let home = common::temp_dir("tunnel-run-early");
+    std::fs::create_dir_all(home.join(".openclaw")).unwrap();
+    let cfg =
+        json!({"tunnels": [tunnel("early", &s, free_port(), far.port, json!({}))]}).to_string();
+    std::fs::write(home.join(".openclaw/openclaw.json"), cfg).unwrap();
+    let status_file = home.join(".openclaw/tunnels/status.json");
+    let mut run = common::client_command(&home, &[], &["tunnel", "run"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // `tunnel run` prints its tunnels just before the runtime starts.
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(run.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.starts_with("tunnel early:"), "{line}");
+    let started = Instant::now();
+    let deadline = started + patience();
+    while !status_file.exists() {
+        assert!(Instant::now() < deadline, "no status file");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let first = started.elapsed();
+    let env = [("OPENCLAW_GATEWAY_PORT", "1")];
+    let (code, out, err) = common::run_bounded(common::client_command(
+        &home,
+        &env,
+        &["tunnel", "status", "--json"],
+    ));
+    kill(run.id(), libc::SIGINT);
+    let _ = run.wait();
+    assert_eq!(code, 0, "{out}{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["tunnels"][0]["name"], "early", "{v}");
+    // Written when the tunnels start (it used to take the first 1 s status tick).
+    assert!(
+        first < Duration::from_millis(900),
+        "status file written {first:?} after `tunnel run` started"
+    );
+}
+
+/// A tunnel from an `~/.ssh/config` Host block (`sshHost`): the target and forward come from
+/// the block (one forward: ours adds no `-L`), our keepalives override the block's 60 × 3 and
+/// `tunnel status` says so, the probe goes through the block's forward, and `openclaw tunnel
+/// import` prints the entry.
+#[tokio::test]
+async fn a_tunnel_from_an_ssh_config_host_block() {
+    let Some(()) = require("sshd", sshd::availability()) else {
+        return;
+    };
+    let far = Gw::start(Opts::default());
+    let s = Sshd::start();
+    let local = free_port();
+    let dir = common::temp_dir("ssh-config");
+    let cfg = dir.join("ssh_config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Host openclaw-gateway\n  HostName 127.0.0.1\n  Port {}\n  User {}\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  LocalForward {local} 127.0.0.1:{}\n  ServerAliveInterval 60\n  ServerAliveCountMax 3\nHost no-forward\n  HostName 127.0.0.1\n",
+            s.port,
+            s.user,
+            s.client_key.display(),
+            s.known_hosts.display(),
+            far.port
+        ),
+    )
+    .unwrap();
+    // The gateway's ssh reads this file (as it would read ~/.ssh/config).
+    let wrapper = dir.join("ssh");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nexec ssh -F {} \"$@\"\n", cfg.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ssh_env = ("OPENCLAW_SSH".to_string(), wrapper.display().to_string());
+    let tunnel = json!({"name": "gw", "sshHost": "openclaw-gateway",
+        "healthCheck": {"kind": "gateway", "intervalMs": 200, "timeoutMs": 600, "failures": 2}});
+    let gw = Gw::start(Opts {
+        config: Some(json!({"tunnels": [tunnel]}).to_string()),
+        env: vec![ssh_env.clone()],
+        ..Default::default()
+    });
+    let (mut c, _) = Client::authed(&gw.url(), TOKEN).await;
+    let r = wait_row(&mut c, "gw", "up through the block's forward", |r| {
+        r["state"] == "up"
+    })
+    .await;
+    assert_eq!(r["fromSshConfig"], true, "{r}");
+    assert!(
+        r["forward"].as_str().unwrap().contains(&local.to_string()),
+        "{r}"
+    );
+    let overrides = r["overrides"].to_string();
+    assert!(
+        overrides.contains("ServerAliveInterval 60→15"),
+        "{overrides}"
+    );
+    // One forward only: the ssh command line has no -L.
+    let pid = r["pid"].as_u64().unwrap();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    assert!(!args.iter().any(|a| a == "-L"), "{args:?}");
+    // The forward works: ping the far gateway through it.
+    let url = format!("ws://127.0.0.1:{local}");
+    let (code, _, err) = gw.cli(&["ping", "--gateway", &url, "-c", "1"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = gw.cli(&["tunnel", "status"]);
+    assert!(code == 0 && out.contains("ServerAliveInterval"), "{out}");
+    // `tunnel import` prints the block that has a forward, not the other.
+    let (code, out, err) = common::run_bounded(common::client_command(
+        &dir,
+        &[("OPENCLAW_SSH", "ssh")],
+        &["tunnel", "import", "--ssh-config", cfg.to_str().unwrap()],
+    ));
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v,
+        json!({"tunnels": [{"name": "openclaw-gateway", "sshHost": "openclaw-gateway"}]})
+    );
+}

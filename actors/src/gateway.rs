@@ -39,7 +39,8 @@ pub struct StartError(pub String);
 pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
     let (secrets, token_path) = prepare_state(&settings)?;
     let tls = prepare_tls(&settings)?;
-    let (handle, audit_args) = audit::channel(settings.audit_file.clone());
+    let (handle, audit_args) =
+        audit::channel_with(settings.audit_file.clone(), settings.audit_rotation);
     let hub = Hub::new(settings, handle, token_path, secrets, tls);
     let peers = Peers::default();
     let args = RootArgs {

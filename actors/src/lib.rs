@@ -58,5 +58,6 @@ pub mod state;
 pub mod supervisor;
 pub mod tailscale;
 pub mod tls;
+pub mod trace;
 pub mod tunnel;
 pub mod wiring;

@@ -309,6 +309,8 @@ pub struct Hub {
     pub tls: Option<Arc<crate::tls::TlsState>>,
     /// The log filter of the running process.
     pub log: Arc<LogControl>,
+    /// Active per-connection traces (`openclaw trace`).
+    pub trace: Arc<crate::trace::TraceControl>,
     /// Per-method request numbers and other series kept only for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Tailscale serve/funnel status (written by the Tailscale actor).
@@ -546,6 +548,11 @@ impl TunnelTable {
         lock(&self.0).insert(name.to_string(), row);
     }
 
+    /// Forgets tunnel `name`'s row (it is no longer configured).
+    pub fn remove(&self, name: &str) {
+        lock(&self.0).remove(name);
+    }
+
     /// Tunnel status rows, by name.
     pub fn rows(&self) -> Vec<Value> {
         lock(&self.0).values().cloned().collect()
@@ -570,6 +577,17 @@ impl Hub {
             crate::guard::limiter::DEFAULT_MAX_KEYS,
             Instant::now(),
         );
+        let metrics = crate::metrics::Metrics::default();
+        let metrics_on = settings
+            .file
+            .gateway
+            .metrics
+            .as_ref()
+            .and_then(|m| m.enabled)
+            != Some(false);
+        metrics
+            .enabled
+            .store(metrics_on, std::sync::atomic::Ordering::Relaxed);
         Self {
             registry: Arc::new(Registry::new(settings.port, tls.is_some())),
             facts: Arc::new(Facts::new(settings, runtime_token_path)),
@@ -582,8 +600,9 @@ impl Hub {
             tls,
             nodes: Arc::default(),
             tailscale: Arc::default(),
-            metrics: Arc::default(),
+            metrics: Arc::new(metrics),
             log: Arc::default(),
+            trace: Arc::default(),
         }
     }
 

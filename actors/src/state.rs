@@ -96,6 +96,20 @@ pub fn ensure_runtime_token(state_dir: &Path) -> io::Result<(Secret, PathBuf, bo
     Ok((Secret::new(token), path, true))
 }
 
+/// The runtime token at `path` when the file is usable as [`ensure_runtime_token`] would
+/// reuse it (private, at least [`RUNTIME_TOKEN_LEN`] letters and digits); `None` otherwise.
+/// The Reloader re-reads it so that `openclaw token rotate` applies without a restart.
+pub fn load_runtime_token(path: &Path) -> Option<Secret> {
+    let meta = fs::metadata(path).ok()?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return None;
+    }
+    let t = fs::read_to_string(path).ok()?;
+    let t = t.trim();
+    (t.len() >= RUNTIME_TOKEN_LEN && t.chars().all(|c| c.is_ascii_alphanumeric()))
+        .then(|| Secret::new(t))
+}
+
 /// Reads the runtime token if present (used by the local CLI).
 pub fn read_runtime_token(state_dir: &Path) -> Option<Secret> {
     let t = fs::read_to_string(runtime_token_path(state_dir)).ok()?;

@@ -1,10 +1,11 @@
-//! `openclaw logs`: the audit log. Locally it reads `<stateDir>/logs/audit.jsonl` (works
-//! even when the gateway is down); for a remote target it calls `audit.tail` with the same
-//! cursor semantics. `--filter auth|conn|tunnel|…` keeps events of that family.
+//! `openclaw logs`: the audit log. Locally it reads `<stateDir>/logs/audit.jsonl` and its
+//! rotated files `audit.jsonl.N` … `.1` as one stream (works even when the gateway is
+//! down); for a remote target it calls `audit.tail` with the same cursor semantics. `--filter auth|conn|tunnel|…` keeps events of that family.
 
 use std::time::Duration;
 
-use openclaw_actors::session::logtail::{tail, TailParams};
+use openclaw_actors::audit::read::tail;
+use openclaw_actors::session::logtail::TailParams;
 use serde_json::{json, Value};
 
 use super::{block_on, connect, fail, target};

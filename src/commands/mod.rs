@@ -8,6 +8,8 @@ pub mod logs;
 pub mod nodes;
 pub mod ping;
 pub mod query;
+pub mod token;
+pub mod trace;
 pub mod tunnel;
 
 use std::time::Duration;

@@ -84,6 +84,12 @@ pub fn print_rows(rows: &Value, source: &str) {
             opt_ms(&r["nextRetryInMs"]),
             r["forward"].as_str().unwrap_or("")
         );
+        if r["fromSshConfig"] == true {
+            crate::out!("  from ~/.ssh/config: the Host block's target and LocalForward");
+            for o in r["overrides"].as_array().into_iter().flatten() {
+                crate::out!("  we override {}", o.as_str().unwrap_or(""));
+            }
+        }
         if let Some(p) = r["configProblem"].as_str() {
             crate::out!("  configuration problem: {p}");
         } else if let Some(e) = r["lastExit"].as_str() {
@@ -128,4 +134,65 @@ pub fn restart(global: &Global, args: &TargetArgs, name: &str) -> i32 {
             Err(e) => fail("tunnel restart", &e),
         }
     })
+}
+
+/// `openclaw tunnel import [--ssh-config PATH]`: a `tunnels:` entry (`{name, sshHost}`) per
+/// Host alias whose resolved settings (`ssh -G`) have a `LocalForward`.
+pub fn import(ssh_config: Option<std::path::PathBuf>) -> i32 {
+    use openclaw_actors::config::ssh_config::{host_aliases, parse_ssh_g};
+    let path = ssh_config.unwrap_or_else(|| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        std::path::Path::new(&home).join(".ssh/config")
+    });
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!(
+                "openclaw tunnel import: cannot read {}: {e} (pass --ssh-config PATH)",
+                path.display()
+            );
+            return 2;
+        }
+    };
+    let ssh = openclaw_actors::tunnel::ssh_program();
+    let mut entries = Vec::new();
+    for host in host_aliases(&text) {
+        let out = std::process::Command::new(&ssh)
+            .arg("-F")
+            .arg(&path)
+            .args(["-G", "--", &host])
+            .stdin(std::process::Stdio::null())
+            .output();
+        let Ok(out) = out else { continue };
+        let g = parse_ssh_g(&String::from_utf8_lossy(&out.stdout));
+        if let Some((local, rhost, rport)) = g.local_forwards.first() {
+            let name: String = host
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            entries.push(serde_json::json!({"name": name, "sshHost": host}));
+            eprintln!(
+                "{host}: 127.0.0.1:{local} -> {rhost}:{rport} via {}",
+                g.hostname
+            );
+        }
+    }
+    if entries.is_empty() {
+        eprintln!(
+            "openclaw tunnel import: no Host block in {} has a LocalForward",
+            path.display()
+        );
+        return 1;
+    }
+    crate::out!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({"tunnels": entries})).unwrap_or_default()
+    );
+    0
 }

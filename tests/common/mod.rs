@@ -53,6 +53,10 @@ pub const REQUIREMENTS: &[(&str, &str)] = &[
         "ipv6",
         "enable IPv6 on loopback (`sysctl net.ipv6.conf.lo.disable_ipv6=0`)",
     ),
+    (
+        "tmpfs",
+        "run as root or with CAP_SYS_ADMIN so the test can mount a small tmpfs (`mount -t tmpfs`, util-linux)",
+    ),
 ];
 
 /// Whether `what` is required by an `OPENCLAW_TEST_REQUIRE` value (`None`: unset). An
@@ -243,7 +247,11 @@ fn command(home: &Path, opts: &Opts) -> Command {
 impl Gw {
     /// Starts a gateway and waits for its listening line.
     pub fn start(opts: Opts) -> Gw {
-        let home = temp_dir("gw");
+        Gw::start_in(temp_dir("gw"), opts)
+    }
+
+    /// Starts a gateway with `home` as its HOME (e.g. again after a crash).
+    pub fn start_in(home: PathBuf, opts: Opts) -> Gw {
         let mut cmd = command(&home, &opts);
         let mut child = cmd
             .stdout(Stdio::piped())

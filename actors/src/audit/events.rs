@@ -19,11 +19,14 @@
 //! | `config.reload` | a reload (applied, restart-required keys, or the error) |
 //! | `tunnel.state` / `tunnel.kill` / `tunnel.actor_restarted` | tunnel life |
 //! | `audit.recovered` | a partial last line left by a crash was removed |
+//! | `audit.rotated` | first line of a file started by a rotation: where the old one went, its last `seq`, this file's `offset` in the whole log |
 //! | `tls.reloaded` / `tls.reload_failed` | a new certificate is served / a bad pair was refused (the old one stays) |
 //! | `tls.expiring` | the served certificate expires within 14 days (once a day) |
 //! | `tailscale.claim_ready` / `tailscale.claim_exited` / `tailscale.claim_restarted` | the `tailscale serve\|funnel` route claim is live / died / was started again |
 //! | `tailscale.route_adopted` | a route an older release left for the gateway port was removed before the claim |
+//! | `trace.started` | a per-connection trace began (`openclaw trace`: who traced whom, for how long) |
 //! | `gateway.log_level` | the log filter was switched at run time (`gateway.log.level`) |
+//! | `token.rotated` | `openclaw token rotate` wrote a new gateway token and asked for a reload (`gateway.reload`) |
 //! | `tailscale.whois` | one `tailscale whois` lookup for identity auth (login or error) |
 //! | `node.connect` / `node.disconnect` | a node session registered / left (with the invokes its leaving failed) |
 //! | `node.pair.requested` / `node.pair.approved` / `node.pair.rejected` / `node.pair.removed` / `node.renamed` | node command-surface approval |
@@ -150,6 +153,7 @@ pub const EVENTS: &[(&str, &[&str])] = &[
     ("tunnel.kill", &["tunnel", "reason", "pid"]),
     ("tunnel.actor_restarted", &["actor", "inMs"]),
     ("audit.recovered", &["note"]),
+    ("audit.rotated", &["file", "lastSeq", "offset"]),
     (
         "tls.reloaded",
         &["trigger", "oldFingerprint", "newFingerprint"],
@@ -197,6 +201,11 @@ pub const EVENTS: &[(&str, &[&str])] = &[
     ("tailscale.route_adopted", &["gatewayPort"]),
     ("tailscale.whois", &["ip", "ok", "login", "error"]),
     ("gateway.log_level", &["filter", "previous", "byConnId"]),
+    (
+        "trace.started",
+        &["traceId", "connIds", "seconds", "byConnId"],
+    ),
+    ("token.rotated", &["source", "path", "byConnId"]),
 ];
 
 /// Who a handshake came from, as `auth.ok` / `auth.fail` record it.
@@ -453,6 +462,15 @@ impl AuditEvent {
         Self::new("audit.recovered").with("note", "partial last line removed after a crash")
     }
 
+    /// `audit.rotated`: the previous file is now `file` and ends with `last_seq`; this
+    /// file's first byte is at `offset` in the whole log (see `audit::read`).
+    pub fn audit_rotated(file: &str, last_seq: u64, offset: u64) -> Self {
+        Self::new("audit.rotated")
+            .with("file", file)
+            .with("lastSeq", last_seq)
+            .with("offset", offset)
+    }
+
     /// `tls.reloaded`: new handshakes get `new` (fingerprints as lowercase hex).
     pub fn tls_reloaded(trigger: &str, old: &str, new: &str) -> Self {
         Self::new("tls.reloaded")
@@ -550,11 +568,34 @@ impl AuditEvent {
             .with("outcome", outcome)
     }
 
+    /// `trace.started`: a per-connection trace began (who traced whom).
+    pub fn trace_started(
+        trace_id: u64,
+        conn_ids: &[String],
+        seconds: u64,
+        by_conn_id: &str,
+    ) -> Self {
+        Self::new("trace.started")
+            .with("traceId", trace_id)
+            .with("connIds", json!(conn_ids))
+            .with("seconds", seconds)
+            .with("byConnId", by_conn_id)
+    }
+
     /// `gateway.log_level`: the log filter was switched at run time.
     pub fn log_level(filter: &str, previous: &str, by_conn_id: &str) -> Self {
         Self::new("gateway.log_level")
             .with("filter", filter)
             .with("previous", previous)
+            .with("byConnId", by_conn_id)
+    }
+
+    /// `token.rotated`: `openclaw token rotate` wrote a new gateway token (`source`:
+    /// `runtimeFile` or `config`, at `path`) and asked for the reload that applies it.
+    pub fn token_rotated(source: &str, path: &str, by_conn_id: &str) -> Self {
+        Self::new("token.rotated")
+            .with("source", source)
+            .with("path", path)
             .with("byConnId", by_conn_id)
     }
 
@@ -693,6 +734,7 @@ mod tests {
             AuditEvent::tunnel_kill("t", "probe").with("pid", 1u32),
             AuditEvent::tunnel_actor_restarted("tunnel.t", d),
             AuditEvent::audit_recovered(),
+            AuditEvent::audit_rotated("audit.jsonl.1", 41, 8192),
             AuditEvent::tls_reloaded("file", "aa", "bb"),
             AuditEvent::tls_reload_failed("SIGHUP", "bad"),
             AuditEvent::tls_expiring("aa", 1, 2),
@@ -710,6 +752,8 @@ mod tests {
             AuditEvent::tailscale_route_adopted(18789),
             AuditEvent::tailscale_whois(peer.ip(), Some("a@b"), None),
             AuditEvent::log_level("debug", "info", "c1"),
+            AuditEvent::trace_started(1, &["c2".into()], 60, "c1"),
+            AuditEvent::token_rotated("runtimeFile", "/s/gateway.token", "c1"),
         ];
         let mut seen = std::collections::BTreeSet::new();
         for ev in &all {

@@ -7,8 +7,15 @@
 //! owns that thread: it starts it, watches it, restarts it after a crash (the receiver is
 //! kept in a slot that survives the thread), and drains and syncs it on shutdown. Events are
 //! made only by the typed constructors in [`events`], which list every event and its fields.
+//!
+//! The file rotates at a batch boundary past `audit.maxBytes` ([`rotate`]); `seq` runs on
+//! across files and [`read`] reads them as one stream. While a write fails the log is
+//! *failing*: `/readyz` says so and new connections are refused ([`AuditHandle::refusal`])
+//! until a write succeeds again; queued events wait and are retried, never dropped.
 
 pub mod events;
+pub mod read;
+pub mod rotate;
 mod writer;
 
 use std::path::PathBuf;
@@ -20,6 +27,8 @@ use std::time::Duration;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
+
+pub use rotate::Rotation;
 
 /// Capacity of the audit channel (events waiting for the writer).
 pub const AUDIT_QUEUE: usize = 16_384;
@@ -61,6 +70,10 @@ pub struct AuditStats {
     pub last_ok_ms: std::sync::atomic::AtomicI64,
     /// When the last write failed (ms since the epoch; 0: never).
     pub last_error_ms: std::sync::atomic::AtomicI64,
+    /// Rotations done.
+    pub rotations: AtomicU64,
+    /// New connections refused because the log could not be written.
+    pub refused: AtomicU64,
 }
 
 impl AuditStats {
@@ -87,8 +100,14 @@ pub struct AuditHandle {
 /// The receiving side, kept in a slot that outlives any one writer thread.
 pub(crate) type RxSlot = Arc<Mutex<Option<mpsc::Receiver<AuditCmd>>>>;
 
-/// Creates the channel: the handle for producers and the slot for the writer.
+/// Creates the channel with the default rotation.
 pub fn channel(path: PathBuf) -> (AuditHandle, AuditArgs) {
+    channel_with(path, Rotation::default())
+}
+
+/// Creates the channel: the handle for producers and the slot for the writer, which
+/// rotates per `rotation`.
+pub fn channel_with(path: PathBuf, rotation: Rotation) -> (AuditHandle, AuditArgs) {
     let (tx, rx) = mpsc::channel(AUDIT_QUEUE);
     let stats = Arc::new(AuditStats::default());
     let handle = AuditHandle {
@@ -98,6 +117,7 @@ pub fn channel(path: PathBuf) -> (AuditHandle, AuditArgs) {
     };
     let args = AuditArgs {
         path,
+        rotation,
         rx: Arc::new(Mutex::new(Some(rx))),
         stats,
         tx: handle.tx.clone(),
@@ -108,6 +128,18 @@ pub fn channel(path: PathBuf) -> (AuditHandle, AuditArgs) {
 // === impl AuditEvent ===
 
 impl AuditEvent {
+    /// A trace-level line for the event's connection (seen by `openclaw trace`).
+    fn trace(&self) {
+        if let Some(c) = self.fields.get("connId").and_then(Value::as_str) {
+            tracing::trace!(
+                actor = "audit",
+                event = self.event,
+                conn_id = c,
+                "audit event"
+            );
+        }
+    }
+
     /// A new event with no fields (only the constructors in [`events`] call this).
     fn new(event: &'static str) -> Self {
         Self {
@@ -128,6 +160,7 @@ impl AuditEvent {
 impl AuditHandle {
     /// Queues an event, waiting while the queue is full (back-pressure, never a drop).
     pub async fn record(&self, ev: AuditEvent) {
+        ev.trace();
         self.stats.queued.fetch_add(1, Ordering::Relaxed);
         if self.tx.send(AuditCmd::Event(ev)).await.is_err() {
             tracing::error!("audit channel closed: event lost");
@@ -137,6 +170,7 @@ impl AuditHandle {
     /// For synchronous contexts (`Drop`): queues now if there is room, else hands the event
     /// to a task that waits for room. Must run inside the tokio runtime.
     pub fn record_detached(&self, ev: AuditEvent) {
+        ev.trace();
         self.stats.queued.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send(AuditCmd::Event(ev)) {
             Ok(()) => {}
@@ -167,6 +201,24 @@ impl AuditHandle {
     pub fn written(&self) -> u64 {
         self.stats.written.load(Ordering::Relaxed)
     }
+
+    /// Fail closed: while the log cannot be written, the body of the 503 that refuses a new
+    /// connection (counted; logged at the first refusal and then at each power of two).
+    pub fn refusal(&self, peer: std::net::SocketAddr) -> Option<String> {
+        if !self.stats.failing() {
+            return None;
+        }
+        let n = self.stats.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
+            tracing::warn!(%peer, refused = n, path = %self.path.display(),
+                "upgrade refused: the audit log cannot be written");
+        }
+        Some(format!(
+            "audit log cannot be written ({}): refusing new connections until it can; \
+             check disk space and permissions\n",
+            self.path.display()
+        ))
+    }
 }
 
 // === the actor ===
@@ -178,6 +230,7 @@ pub struct AuditLoggerActor;
 #[derive(Clone)]
 pub struct AuditArgs {
     path: PathBuf,
+    rotation: Rotation,
     rx: RxSlot,
     stats: Arc<AuditStats>,
     tx: mpsc::Sender<AuditCmd>,
@@ -228,9 +281,10 @@ impl Actor for AuditLoggerActor {
         args: AuditArgs,
     ) -> Result<AuditState, ActorProcessingErr> {
         let (path, slot, stats) = (args.path.clone(), args.rx.clone(), args.stats.clone());
+        let rotation = args.rotation;
         let writer = std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || writer::run(path, slot, stats))?;
+            .spawn(move || writer::run(path, rotation, slot, stats))?;
         myself.send_interval(Duration::from_secs(1), || AuditMsg::Check);
         Ok(AuditState {
             writer: Some(writer),

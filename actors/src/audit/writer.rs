@@ -1,9 +1,11 @@
 //! The audit writer thread: drains the channel in batches, writes JSON lines with
-//! `O_APPEND`, fsyncs once per batch (group commit), and on start recovers the sequence
-//! number and removes a partial last line left by a crash.
+//! `O_APPEND`, fsyncs once per batch (group commit), rotates at a batch boundary (see
+//! [`super::rotate`]), and on start recovers the sequence number and removes a partial last
+//! line left by a crash. A failed write is cut back to the last good length and retried with
+//! the same `seq`s, so nothing is lost, repeated or torn.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -12,15 +14,34 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::rotate::{numbered, Rotation, Step};
 use super::{AuditCmd, AuditEvent, AuditStats, RxSlot, AUDIT_BATCH};
 use crate::shared::{lock, now_ms};
 
-/// Reads the last `seq` in an existing file and truncates a partial last line left by a
-/// crash. Returns (next seq, whether a partial line was removed).
-fn recover(path: &Path) -> std::io::Result<(u64, bool)> {
-    let mut f = match OpenOptions::new().read(true).write(true).open(path) {
+/// Pause before retrying a failed write.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// The current file and where it stands.
+struct Sink {
+    path: PathBuf,
+    rotation: Rotation,
+    file: File,
+    /// Bytes of the current file known to be written; a failed batch is cut back to this.
+    len: u64,
+    /// Where the current file's first byte sits in the whole log.
+    base: u64,
+    /// The current file is new after a rotation and must start with this line.
+    header: Option<AuditEvent>,
+    /// A write failed: cut the file back to `len` before the next one.
+    dirty: bool,
+}
+
+/// The last `seq` in `path` (`None`: no complete line), removing a partial last line when
+/// `repair`. Returns (last seq, whether a partial line was removed).
+fn last_seq(path: &Path, repair: bool) -> std::io::Result<(Option<u64>, bool)> {
+    let mut f = match OpenOptions::new().read(true).write(repair).open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((1, false)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((None, false)),
         Err(e) => return Err(e),
     };
     let len = f.metadata()?.len();
@@ -33,17 +54,28 @@ fn recover(path: &Path) -> std::io::Result<(u64, bool)> {
         Some(i) => i + 1,
         None => 0,
     };
-    if complete < tail.len() {
+    if repair && complete < tail.len() {
         f.set_len(start + complete as u64)?;
         truncated = true;
     }
-    let last_seq = tail[..complete]
+    let last = tail[..complete]
         .split(|b| *b == b'\n')
         .rfind(|l| !l.is_empty())
         .and_then(|l| serde_json::from_slice::<Value>(l).ok())
-        .and_then(|v| v.get("seq").and_then(Value::as_u64))
-        .unwrap_or(0);
-    Ok((last_seq + 1, truncated))
+        .and_then(|v| v.get("seq").and_then(Value::as_u64));
+    Ok((last, truncated))
+}
+
+/// Reads the last `seq` (in the current file, or in `.1` when the current one is new or
+/// missing after a rotation) and truncates a partial last line left by a crash. Returns
+/// (next seq, whether a partial line was removed).
+fn recover(path: &Path) -> std::io::Result<(u64, bool)> {
+    let (last, truncated) = last_seq(path, true)?;
+    let last = match last {
+        Some(s) => Some(s),
+        None => last_seq(&numbered(path, 1), false)?.0,
+    };
+    Ok((last.unwrap_or(0) + 1, truncated))
 }
 
 fn open_append(path: &Path) -> std::io::Result<File> {
@@ -55,6 +87,14 @@ fn open_append(path: &Path) -> std::io::Result<File> {
         .append(true)
         .mode(0o600)
         .open(path)
+}
+
+/// Makes renames and new files in `path`'s directory durable.
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
+        _ => File::open(".")?.sync_all(),
+    }
 }
 
 fn line(ev: &AuditEvent, seq: u64) -> Vec<u8> {
@@ -70,25 +110,150 @@ fn line(ev: &AuditEvent, seq: u64) -> Vec<u8> {
     out
 }
 
+/// The lines of `header` (if any) then `events`, numbered from `seq`.
+fn lines<'a>(header: Option<&'a AuditEvent>, events: &'a [AuditEvent], seq: u64) -> Vec<u8> {
+    let mut batch = Vec::with_capacity(events.len() * 160 + 160);
+    for (i, ev) in header.into_iter().chain(events).enumerate() {
+        batch.extend_from_slice(&line(ev, seq + i as u64));
+    }
+    batch
+}
+
+// === impl Sink ===
+
+impl Sink {
+    /// Opens the current file; a new file after a rotation gets its `audit.rotated` line
+    /// with the next batch.
+    fn open(path: PathBuf, rotation: Rotation, next_seq: u64) -> std::io::Result<Sink> {
+        let segs = super::read::segments(&path)?;
+        let file = open_append(&path)?;
+        let len = file.metadata()?.len();
+        let current = segs.iter().find(|s| s.path == path).map(|s| s.base);
+        let rotated_end = segs
+            .iter()
+            .rfind(|s| s.path != path)
+            .map(|s| s.base + s.size);
+        let (base, header) = match (len, current, rotated_end) {
+            (0, _, Some(end)) => (end, Some(rotated_header(&path, next_seq, end))),
+            (_, Some(base), _) => (base, None),
+            _ => (0, None),
+        };
+        Ok(Sink {
+            path,
+            rotation,
+            file,
+            len,
+            base,
+            header,
+            dirty: false,
+        })
+    }
+
+    /// Writes and syncs `events` numbered from `seq`, rotating first when due. Returns the
+    /// lines written (the events and a rotation line).
+    fn write(
+        &mut self,
+        events: &[AuditEvent],
+        seq: u64,
+        stats: &AuditStats,
+    ) -> std::io::Result<u64> {
+        if self.dirty {
+            self.cut_back()?;
+        }
+        let mut batch = lines(self.header.as_ref(), events, seq);
+        if self.header.is_none() && self.rotation.due(self.len, batch.len() as u64) {
+            self.rotate(seq)?;
+            stats.rotations.fetch_add(1, Ordering::Relaxed);
+            batch = lines(self.header.as_ref(), events, seq);
+        }
+        self.dirty = true;
+        self.file.write_all(&batch)?;
+        self.file.sync_data()?;
+        self.dirty = false;
+        self.len += batch.len() as u64;
+        let n = events.len() as u64 + u64::from(self.header.take().is_some());
+        Ok(n)
+    }
+
+    /// Removes what a failed write may have left after `len`.
+    fn cut_back(&mut self) -> std::io::Result<()> {
+        let actual = self.file.metadata()?.len();
+        if actual > self.len {
+            self.file.set_len(self.len)?;
+            self.file.sync_data()?;
+        } else {
+            self.len = actual;
+        }
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Shifts the rotated files, moves the current one to `.1` and opens a fresh one whose
+    /// first line (written with the next batch, numbered `seq`) is `audit.rotated`.
+    fn rotate(&mut self, seq: u64) -> std::io::Result<()> {
+        // After a partial earlier attempt the current file may already be `.1`.
+        if self.path.exists() {
+            let mut rotated = 0;
+            while numbered(&self.path, rotated + 1).exists() {
+                rotated += 1;
+            }
+            for step in self.rotation.plan(rotated) {
+                match step {
+                    Step::Remove(n) => std::fs::remove_file(numbered(&self.path, n))?,
+                    Step::Rename(a, b) => {
+                        std::fs::rename(numbered(&self.path, a), numbered(&self.path, b))?
+                    }
+                }
+            }
+        }
+        let file = open_append(&self.path)?;
+        sync_dir(&self.path)?;
+        let base = self.base + self.len;
+        tracing::info!(path = %self.path.display(), seq, offset = base, "audit log rotated");
+        self.header = Some(rotated_header(&self.path, seq, base));
+        self.file = file;
+        self.base = base;
+        self.len = 0;
+        Ok(())
+    }
+}
+
+/// The first line of a file started by a rotation at `offset`, before `next_seq`.
+fn rotated_header(path: &Path, next_seq: u64, offset: u64) -> AuditEvent {
+    let old = numbered(path, 1);
+    let name = old
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    AuditEvent::audit_rotated(&name, next_seq.saturating_sub(1), offset)
+}
+
+/// Marks the audit log unwritable (`/readyz` fails, new connections are refused).
+fn failed(stats: &AuditStats, path: &Path, what: &str, e: &std::io::Error) {
+    stats.write_errors.fetch_add(1, Ordering::Relaxed);
+    stats.last_error_ms.store(now_ms(), Ordering::Relaxed);
+    tracing::error!(path = %path.display(), error = %e, "{what}");
+}
+
 /// The writer loop. Runs until every sender is gone.
-pub(super) fn run(path: PathBuf, slot: RxSlot, stats: Arc<AuditStats>) {
+pub(super) fn run(path: PathBuf, rotation: Rotation, slot: RxSlot, stats: Arc<AuditStats>) {
     let mut guard = lock(&slot);
     let Some(rx) = guard.as_mut() else { return };
     let (mut seq, recovered) = match recover(&path) {
         Ok(r) => r,
         Err(e) => {
-            tracing::error!(path = %path.display(), error = %e, "cannot read the audit log tail");
-            (1, false)
-        }
-    };
-    let file = match open_append(&path) {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::error!(path = %path.display(), error = %e, "cannot open the audit log");
+            failed(&stats, &path, "cannot read the audit log tail", &e);
             return;
         }
     };
-    let mut out = BufWriter::with_capacity(64 * 1024, file);
+    let mut sink = match Sink::open(path.clone(), rotation, seq) {
+        Ok(s) => s,
+        Err(e) => {
+            // The actor notices the exit and restarts the writer; until then it is failing.
+            failed(&stats, &path, "cannot open the audit log", &e);
+            std::thread::sleep(RETRY_PAUSE);
+            return;
+        }
+    };
     let mut pending: Vec<AuditEvent> = Vec::new();
     if recovered {
         pending.push(AuditEvent::audit_recovered());
@@ -109,24 +274,15 @@ pub(super) fn run(path: PathBuf, slot: RxSlot, stats: Arc<AuditStats>) {
                 Err(_) => break,
             }
         }
-        let mut batch = Vec::with_capacity(pending.len() * 160);
-        for (i, ev) in pending.iter().enumerate() {
-            batch.extend_from_slice(&line(ev, seq + i as u64));
-        }
         let t0 = std::time::Instant::now();
-        let res = out
-            .write_all(&batch)
-            .and_then(|_| out.flush())
-            .and_then(|_| out.get_ref().sync_data());
+        let res = sink.write(&pending, seq, &stats);
         let took = t0.elapsed().as_nanos() as u64;
         stats.batch_ns.fetch_add(took, Ordering::Relaxed);
         match res {
-            Ok(()) => {
+            Ok(lines) => {
                 stats.batches.fetch_add(1, Ordering::Relaxed);
-                stats
-                    .last_ok_ms
-                    .store(crate::shared::now_ms(), Ordering::Relaxed);
-                seq += pending.len() as u64;
+                stats.last_ok_ms.store(now_ms(), Ordering::Relaxed);
+                seq += lines;
                 stats
                     .written
                     .fetch_add(pending.len() as u64, Ordering::Relaxed);
@@ -136,16 +292,9 @@ pub(super) fn run(path: PathBuf, slot: RxSlot, stats: Arc<AuditStats>) {
                 }
             }
             Err(e) => {
-                // Keep the events and retry: audit never drops silently.
-                stats.write_errors.fetch_add(1, Ordering::Relaxed);
-                stats
-                    .last_error_ms
-                    .store(crate::shared::now_ms(), Ordering::Relaxed);
-                tracing::error!(path = %path.display(), error = %e, "audit write failed; retrying");
-                std::thread::sleep(Duration::from_millis(200));
-                if let Ok(f) = open_append(&path) {
-                    out = BufWriter::with_capacity(64 * 1024, f);
-                }
+                // Keep the events and retry with the same seqs: audit never drops silently.
+                failed(&stats, &path, "audit write failed; retrying", &e);
+                std::thread::sleep(RETRY_PAUSE);
             }
         }
     }
@@ -174,6 +323,92 @@ mod tests {
     }
 
     #[test]
+    fn rotation_keeps_seq_gapless_across_files_and_restarts() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = std::env::temp_dir().join(format!("oc-audit-rot-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let p = d.join("audit.jsonl");
+        let rot = Rotation {
+            max_bytes: 4096,
+            keep: 1000,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        const N: u64 = 3_000;
+        for run_no in 0..2u64 {
+            let (h, args) = channel(p.clone());
+            let AuditArgs {
+                path,
+                rx,
+                stats,
+                tx,
+                ..
+            } = args;
+            drop(tx); // only the handle may keep the channel open, or the writer never ends
+            let t = std::thread::spawn(move || run(path, rot, rx, stats));
+            rt.block_on(async {
+                for i in 0..N {
+                    h.record(AuditEvent::new("test").with("i", i).with("run", run_no))
+                        .await;
+                    if i % 20 == 19 {
+                        // small batches: many rotations, each file within maxBytes
+                        assert!(h.flush(Duration::from_secs(30)).await);
+                    }
+                }
+                assert!(h.flush(Duration::from_secs(30)).await);
+            });
+            assert_eq!(h.written(), N);
+            assert!(h.stats.rotations.load(Ordering::Relaxed) > 10);
+            drop(h);
+            t.join().unwrap();
+        }
+        let segs = crate::audit::read::segments(&p).unwrap();
+        assert!(segs.len() > 20, "{}", segs.len());
+        let mut seqs = Vec::new();
+        let mut tests = 0;
+        for s in &segs {
+            let mode = std::fs::metadata(&s.path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", s.path.display());
+            assert!(
+                s.size <= 4096 || s.path == p,
+                "{} is {}",
+                s.path.display(),
+                s.size
+            );
+            let text = std::fs::read_to_string(&s.path).unwrap();
+            for (i, l) in text.lines().enumerate() {
+                let v: Value = serde_json::from_str(l).unwrap();
+                if i == 0 && s.base > 0 {
+                    assert_eq!(v["event"], "audit.rotated", "{l}");
+                    assert_eq!(v["offset"], s.base);
+                    assert_eq!(
+                        v["lastSeq"].as_u64().unwrap() + 1,
+                        v["seq"].as_u64().unwrap()
+                    );
+                }
+                tests += u64::from(v["event"] == "test");
+                seqs.push(v["seq"].as_u64().unwrap());
+            }
+        }
+        assert_eq!(tests, 2 * N);
+        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "gapless");
+        assert_eq!(seqs[0], 1);
+        let all = crate::audit::read::tail(
+            &p,
+            crate::session::logtail::TailParams {
+                cursor: Some(0),
+                limit: 5000,
+                max_bytes: 1_000_000,
+            },
+        )
+        .unwrap();
+        assert_eq!(all["lines"].as_array().unwrap().len(), seqs.len().min(5000));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
     fn writer_loses_nothing_under_a_full_queue() {
         let d = std::env::temp_dir().join(format!("oc-audit-w-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
@@ -189,9 +424,10 @@ mod tests {
             rx,
             stats,
             tx,
+            ..
         } = args;
         drop(tx); // the writer ends when the last sender (the handle) is gone
-        let t = std::thread::spawn(move || run(path, rx, stats));
+        let t = std::thread::spawn(move || run(path, Rotation::default(), rx, stats));
         const N: u64 = 50_000; // > AUDIT_QUEUE: producers must wait, not drop
         rt.block_on(async {
             let mut tasks = Vec::new();

@@ -8,6 +8,7 @@ pub mod policy;
 pub mod reloader;
 pub mod resolve;
 pub mod schema;
+pub mod ssh_config;
 pub mod tailscale;
 pub mod tls;
 pub mod tunnels;

@@ -16,7 +16,7 @@ pub struct Plan {
     /// Keys that changed but need a restart: "gateway.port", "gateway.bind",
     /// "gateway.auth.mode", "gateway.tls", "gateway.tailscale.mode",
     /// "gateway.handshakeTimeoutMs", "gateway.tickIntervalMs", "gateway.shutdownGraceMs",
-    /// "tunnels", "logging", "browser", "gateway.reload" (in this order).
+    /// "tunnels", "logging", "browser", "gateway.reload", "audit" (in this order).
     pub restart: Vec<&'static str>,
 }
 
@@ -40,7 +40,7 @@ fn changed<const N: usize>(table: [(&'static str, bool); N]) -> Vec<&'static str
 }
 
 /// Live keys, each with whether it differs.
-fn live_keys(old: &Settings, new: &Settings) -> [(&'static str, bool); 11] {
+fn live_keys(old: &Settings, new: &Settings) -> [(&'static str, bool); 12] {
     let (p, q) = (&new.policy, &old.policy);
     [
         (
@@ -76,6 +76,7 @@ fn live_keys(old: &Settings, new: &Settings) -> [(&'static str, bool); 11] {
             p.tailscale_scopes != q.tailscale_scopes,
         ),
         ("logging.level", old.log_level != new.log_level),
+        ("tunnels", old.tunnels != new.tunnels),
     ]
 }
 
@@ -112,13 +113,13 @@ fn restart_keys(old: &Settings, new: &Settings) -> [(&'static str, bool); 13] {
             "gateway.shutdownGraceMs",
             old.shutdown_grace != new.shutdown_grace,
         ),
-        ("tunnels", old.file.tunnels != new.file.tunnels),
         (
             "logging",
             logging_rest(&old.file) != logging_rest(&new.file),
         ),
         ("browser", old.file.browser != new.file.browser),
         ("gateway.reload", a.reload != b.reload),
+        ("audit", old.audit_rotation != new.audit_rotation),
     ]
 }
 

@@ -8,7 +8,9 @@
 //! [`LiveConfig`] with the file as loaded, so `config.get` and `status` agree. Everything
 //! else (port, bind, auth mode, TLS, tunnels, timeouts, paths) needs a restart: it is
 //! reported and left alone. An invalid file changes nothing. Every reload, applied or not,
-//! is an audit event (`config.reload`).
+//! is an audit event (`config.reload`). A gateway running on its generated runtime token
+//! re-reads `<stateDir>/gateway.token` at each explicit reload (SIGHUP, `gateway.reload`),
+//! which is how `openclaw token rotate` applies a rotated token file.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -21,6 +23,7 @@ use super::{AuthMode, ConfigError, Settings};
 use crate::audit::{AuditEvent, AuditHandle};
 use crate::auth::rules::Secrets;
 use crate::guard::limiter_actor::RateLimiterMsg;
+use crate::secret::Secret;
 use crate::shared::{Counters, Facts, Hub, Live, LiveConfig};
 use crate::tls::reloader::TlsReloaderMsg;
 use crate::wiring::{Peers, Slot};
@@ -48,6 +51,8 @@ pub struct ReloaderArgs {
     pub tls: Slot<TlsReloaderMsg>,
     /// Applies a changed `logging.level`.
     pub log: Arc<crate::shared::LogControl>,
+    /// Applies changed `tunnels`.
+    pub tunnels: Slot<crate::tunnel::supervisor::TunnelSupMsg>,
 }
 
 /// Messages.
@@ -99,6 +104,7 @@ impl ReloaderArgs {
             limiter: peers.limiter.clone(),
             tls: peers.tls.clone(),
             log: hub.log.clone(),
+            tunnels: peers.tunnels.clone(),
         }
     }
 
@@ -183,7 +189,7 @@ impl Actor for ReloaderActor {
 /// audited as `config.reload`).
 pub async fn reload(a: &ReloaderArgs, trigger: &'static str) -> Value {
     match resolve(a).await {
-        Ok(new) => apply(a, trigger, new).await,
+        Ok((new, runtime)) => apply(a, trigger, new, runtime).await,
         Err(e) => {
             Counters::bump(&a.counters.reloads_failed);
             let msg = e.to_string();
@@ -196,13 +202,45 @@ pub async fn reload(a: &ReloaderArgs, trigger: &'static str) -> Value {
     }
 }
 
-/// Resolves the settings again from the same inputs, off the actor (it reads files).
-async fn resolve(a: &ReloaderArgs) -> Result<Settings, ConfigError> {
+/// Resolves the settings again from the same inputs, off the actor (it reads files). When
+/// the running token is the generated runtime token and the config still names none, the
+/// runtime token file is read again too (`openclaw token rotate` rewrites it).
+async fn resolve(a: &ReloaderArgs) -> Result<(Settings, Option<Secret>), ConfigError> {
     let env = |k: &str| std::env::var(k).ok();
     let inputs = a.facts.settings.inputs.clone();
-    tokio::task::spawn_blocking(move || super::resolve(&inputs, &env))
-        .await
-        .map_err(|e| ConfigError::Refused(format!("reload task failed: {e}")))?
+    let runtime_path = a.facts.runtime_token_path.clone();
+    tokio::task::spawn_blocking(move || {
+        let s = super::resolve(&inputs, &env)?;
+        let runtime = runtime_path
+            .filter(|_| s.auth.mode == AuthMode::Token && s.auth.token.is_none())
+            .and_then(|p| crate::state::load_runtime_token(&p));
+        Ok((s, runtime))
+    })
+    .await
+    .map_err(|e| ConfigError::Refused(format!("reload task failed: {e}")))?
+}
+
+/// Applies a changed `tunnels` list: only the changed tunnels restart. `openclaw tunnel run
+/// NAME…` (no listeners) keeps to the tunnels it was started with.
+async fn apply_tunnels(a: &ReloaderArgs) {
+    let mut tunnels = a.live.get().settings.tunnels.clone();
+    let boot = &a.facts.settings;
+    if boot.listen.is_empty() {
+        tunnels.retain(|t| boot.tunnels.iter().any(|b| b.name == t.name));
+    }
+    let res = a
+        .tunnels
+        .call(
+            |reply_to| crate::tunnel::supervisor::TunnelSupMsg::Reconfigure { tunnels, reply_to },
+            Duration::from_secs(30),
+        )
+        .await;
+    match res {
+        Ok(v) => tracing::info!(changes = %v, "tunnels reconfigured by config reload"),
+        Err(e) => {
+            tracing::error!(error = %e, "tunnels not reconfigured: the tunnel supervisor {e}")
+        }
+    }
 }
 
 /// Applies a changed `logging.level` to the running process (not over `RUST_LOG`).
@@ -225,9 +263,17 @@ fn apply_log_level(a: &ReloaderArgs, level: &str) {
 
 /// Swaps in the new live settings: what applies live is planned against the settings last
 /// loaded, what needs a restart against the settings the process started with.
-async fn apply(a: &ReloaderArgs, trigger: &'static str, new: Settings) -> Value {
+///
+/// `runtime` is the runtime token file's current value (see [`resolve`]): a rotated file
+/// replaces the generated token in force and is reported as `gateway.auth.token`.
+async fn apply(
+    a: &ReloaderArgs,
+    trigger: &'static str,
+    new: Settings,
+    runtime: Option<Secret>,
+) -> Value {
     let cur = a.live.get();
-    let applied = plan(&cur.settings, &new).apply;
+    let mut applied = plan(&cur.settings, &new).apply;
     let restart = plan(&a.facts.settings, &new).restart;
     let mut secrets = Secrets {
         mode: cur.secrets.mode,
@@ -235,7 +281,13 @@ async fn apply(a: &ReloaderArgs, trigger: &'static str, new: Settings) -> Value 
         password: new.auth.password.clone(),
     };
     if secrets.mode == AuthMode::Token && secrets.token.is_none() {
-        secrets.token = cur.secrets.token.clone(); // keep the generated runtime token
+        // the generated runtime token: the file's value when it is still usable, else the
+        // one in force
+        secrets.token = runtime.or_else(|| cur.secrets.token.clone());
+        let rotated = !same_token(&secrets.token, &cur.secrets.token);
+        if rotated && !applied.contains(&"gateway.auth.token") {
+            applied.insert(0, "gateway.auth.token");
+        }
     }
     let generation = cur.generation + u64::from(!applied.is_empty());
     let rate_changed = new.policy.rate != cur.policy.rate;
@@ -255,6 +307,9 @@ async fn apply(a: &ReloaderArgs, trigger: &'static str, new: Settings) -> Value 
     if applied.contains(&"logging.level") {
         apply_log_level(a, &a.live.get().settings.log_level);
     }
+    if applied.contains(&"tunnels") {
+        apply_tunnels(a).await;
+    }
     Counters::bump(&a.counters.reloads);
     if restart.is_empty() {
         tracing::info!(trigger, changed = ?applied, generation, "config reloaded");
@@ -265,4 +320,13 @@ async fn apply(a: &ReloaderArgs, trigger: &'static str, new: Settings) -> Value 
     let ev = AuditEvent::reload_applied(trigger, &applied, &restart, generation);
     a.audit.record(ev).await;
     json!({"ok": true, "applied": applied, "restartRequired": restart, "generation": generation})
+}
+
+/// Whether two optional tokens are equal (constant time when both are set).
+fn same_token(a: &Option<Secret>, b: &Option<Secret>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => x.matches(y.expose()),
+        (None, None) => true,
+        _ => false,
+    }
 }

@@ -120,6 +120,8 @@ pub struct Settings {
     pub log_file: PathBuf,
     /// Audit log file.
     pub audit_file: PathBuf,
+    /// Audit log rotation (`audit.maxBytes`, `audit.keep`).
+    pub audit_rotation: crate::audit::Rotation,
     /// Validated tunnels.
     pub tunnels: Vec<super::tunnels::TunnelSpec>,
     /// Auth-failure lockout (`None` when `gateway.auth.rateLimit.enabled` is false).
@@ -221,6 +223,7 @@ pub fn resolve_with(
     let timing = resolve_timing(&file, &cfg_path, env)?;
     let log_level = resolve_log_level(inputs, &file, &cfg_path)?;
     let (log_file, audit_file) = log_files(&file, &paths);
+    let audit_rotation = resolve_audit(&file, &cfg_path)?;
     let tunnels = super::tunnels::validate(file.tunnels.as_deref().unwrap_or(&[]), &cfg_path)?;
     let lockout = resolve_lockout(&file, &cfg_path)?;
     check_cdp_ports(&file, &tunnels, port, &cfg_path)?;
@@ -244,6 +247,7 @@ pub fn resolve_with(
         log_level,
         log_file,
         audit_file,
+        audit_rotation,
         tunnels,
         lockout,
         bind,
@@ -377,6 +381,36 @@ fn log_files(file: &FileConfig, paths: &Paths) -> (PathBuf, PathBuf) {
         .map(PathBuf::from)
         .unwrap_or_else(|| paths.state_dir.join("logs").join("gateway.log"));
     (log_file, paths.state_dir.join("logs").join("audit.jsonl"))
+}
+
+/// `audit.maxBytes` (default 64 MiB, at least 4 KiB) and `audit.keep` (default 10, at
+/// least 1).
+fn resolve_audit(file: &FileConfig, cfg: &Path) -> Result<crate::audit::Rotation, ConfigError> {
+    use crate::audit::rotate::{DEFAULT_KEEP, DEFAULT_MAX_BYTES, MIN_MAX_BYTES};
+    let a = file.audit.clone().unwrap_or_default();
+    let max_bytes = a.max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
+    if max_bytes < MIN_MAX_BYTES {
+        return Err(invalid(
+            cfg,
+            "audit.maxBytes",
+            format!(
+                "must be at least {MIN_MAX_BYTES} bytes (4 KiB), got {max_bytes}; raise it, or \
+                 remove the key for the default {DEFAULT_MAX_BYTES} (64 MiB)"
+            ),
+        ));
+    }
+    let keep = a.keep.map_or(DEFAULT_KEEP, |k| k as usize);
+    if keep == 0 {
+        return Err(invalid(
+            cfg,
+            "audit.keep",
+            format!(
+                "must be at least 1 (rotated files kept besides the current one), got 0; \
+                 set it to 1 or more, or remove the key for the default {DEFAULT_KEEP}"
+            ),
+        ));
+    }
+    Ok(crate::audit::Rotation { max_bytes, keep })
 }
 
 /// A config value error naming the file and the key.

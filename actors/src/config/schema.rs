@@ -23,6 +23,9 @@ pub struct FileConfig {
     /// Diagnostic logging.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logging: Option<LoggingConfig>,
+    /// The audit log's rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditConfig>,
 }
 
 /// `gateway.*`.
@@ -332,4 +335,15 @@ pub struct LoggingConfig {
     pub level: Option<String>,
     /// Gateway log file (default `<stateDir>/logs/gateway.log`).
     pub file: Option<String>,
+}
+
+/// `audit.*`: rotation of `<stateDir>/logs/audit.jsonl`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AuditConfig {
+    /// Rotate before a batch would make the file larger than this (default 64 MiB, at
+    /// least 4096).
+    pub max_bytes: Option<u64>,
+    /// Rotated files kept, `audit.jsonl.1` … `audit.jsonl.<keep>` (default 10, at least 1).
+    pub keep: Option<u32>,
 }

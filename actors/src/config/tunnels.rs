@@ -20,13 +20,20 @@ pub struct TunnelConfig {
     #[serde(default)]
     pub direction: Option<String>,
     /// `user@host[:port]` or an `~/.ssh/config` alias.
+    #[serde(default)]
     pub ssh_target: String,
+    /// A `Host` block of `~/.ssh/config` that has a `LocalForward`: its resolved settings
+    /// (`ssh -G`) give the target and the forward (instead of sshTarget and the ports).
+    #[serde(default)]
+    pub ssh_host: Option<String>,
     /// Port on this machine.
+    #[serde(default)]
     pub local_port: u16,
     /// Host on the far side (default 127.0.0.1).
     #[serde(default)]
     pub remote_host: Option<String>,
     /// Port on the far side.
+    #[serde(default)]
     pub remote_port: u16,
     /// `ssh -i`.
     #[serde(default)]
@@ -149,6 +156,11 @@ pub struct TunnelSpec {
     pub gate_time: Duration,
     /// Probe through TLS: `Some(pin)` (lowercase hex, or `None` for no certificate check).
     pub probe_tls: Option<Option<String>>,
+    /// From an `~/.ssh/config` block (`sshHost`): ssh applies the block's `LocalForward`, so
+    /// no `-L` is added.
+    pub forward_from_config: bool,
+    /// The block's settings our options override, with why (for `tunnel status`).
+    pub overrides: Vec<String>,
 }
 
 /// `tls` / `tlsFingerprint`: only for the `gateway` probe; the pin must parse.
@@ -206,11 +218,45 @@ fn ok_word(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// Validates every tunnel and applies defaults.
+/// `ssh -G <host>`: the settings ssh resolves for an `~/.ssh/config` alias.
+pub fn ssh_g(host: &str) -> Result<String, String> {
+    let out = std::process::Command::new(crate::tunnel::ssh_program())
+        .args(["-G", "--", host])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run `ssh -G {host}`: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`ssh -G {host}` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Validates every tunnel and applies defaults (`sshHost` tunnels ask `ssh -G`).
 pub fn validate(tunnels: &[TunnelConfig], file: &Path) -> Result<Vec<TunnelSpec>, ConfigError> {
+    validate_with(tunnels, file, &ssh_g)
+}
+
+/// [`validate`] with the `ssh -G` runner passed in.
+pub fn validate_with(
+    tunnels: &[TunnelConfig],
+    file: &Path,
+    ssh_g: &dyn Fn(&str) -> Result<String, String>,
+) -> Result<Vec<TunnelSpec>, ConfigError> {
     let mut out: Vec<TunnelSpec> = Vec::new();
     for (i, t) in tunnels.iter().enumerate() {
-        let spec = validate_one(t, &format!("tunnels[{i}]"), file)?;
+        let at = format!("tunnels[{i}]");
+        let resolved = match &t.ssh_host {
+            Some(h) => Some(from_ssh_config(t, h, &at, file, ssh_g)?),
+            None => None,
+        };
+        let mut spec = validate_one(resolved.as_ref().map_or(t, |r| &r.0), &at, file)?;
+        if let Some((_, g)) = &resolved {
+            spec.forward_from_config = true;
+            spec.overrides = super::ssh_config::overrides(g, &spec.options);
+        }
         if out.iter().any(|o| o.name == spec.name) {
             return Err(err(
                 file,
@@ -234,6 +280,60 @@ pub fn validate(tunnels: &[TunnelConfig], file: &Path) -> Result<Vec<TunnelSpec>
     Ok(out)
 }
 
+/// A `sshHost` tunnel as if written out: target = the alias (ssh reads its block), ports
+/// from the block's first `LocalForward`; and what `ssh -G` said.
+fn from_ssh_config(
+    t: &TunnelConfig,
+    host: &str,
+    at: &str,
+    file: &Path,
+    ssh_g: &dyn Fn(&str) -> Result<String, String>,
+) -> Result<(TunnelConfig, super::ssh_config::SshG), ConfigError> {
+    let key = format!("{at}.sshHost");
+    if !t.ssh_target.is_empty() {
+        return Err(err(file, key, "use either sshHost or sshTarget, not both"));
+    }
+    if t.direction.as_deref().is_some_and(|d| d != "local") {
+        return Err(err(
+            file,
+            key,
+            "takes the block's LocalForward: direction must be \"local\"",
+        ));
+    }
+    if host.is_empty() || host.starts_with('-') || host.chars().any(char::is_whitespace) {
+        return Err(err(file, key, "must be a Host alias from ~/.ssh/config"));
+    }
+    let g = super::ssh_config::parse_ssh_g(&ssh_g(host).map_err(|e| err(file, key.clone(), e))?);
+    let Some((local, remote_host, remote)) = g.local_forwards.first().cloned() else {
+        return Err(err(
+            file,
+            key,
+            format!(
+                "the Host block {host:?} has no LocalForward; add `LocalForward 18789 \
+                 localhost:18789` to it, or use sshTarget, localPort and remotePort"
+            ),
+        ));
+    };
+    for (name, given, from_block) in [
+        ("localPort", t.local_port, local),
+        ("remotePort", t.remote_port, remote),
+    ] {
+        if given != 0 && given != from_block {
+            return Err(err(
+                file,
+                format!("{at}.{name}"),
+                format!("the Host block {host:?} forwards {local} → {remote_host}:{remote}; remove {name} (it comes from the block)"),
+            ));
+        }
+    }
+    let mut c = t.clone();
+    c.ssh_target = host.to_string();
+    c.local_port = local;
+    c.remote_port = remote;
+    c.remote_host = Some(remote_host);
+    Ok((c, g))
+}
+
 /// Validates one tunnel (`at` is its key path, `tunnels[i]`) and applies defaults.
 fn validate_one(t: &TunnelConfig, at: &str, file: &Path) -> Result<TunnelSpec, ConfigError> {
     if !ok_word(&t.name) {
@@ -244,6 +344,13 @@ fn validate_one(t: &TunnelConfig, at: &str, file: &Path) -> Result<TunnelSpec, C
         ));
     }
     let direction = parse_direction(t.direction.as_deref(), at, file)?;
+    if t.ssh_target.is_empty() {
+        return Err(err(
+            file,
+            format!("{at}.sshTarget"),
+            "is required (user@host[:port] or an ~/.ssh/config alias), or use sshHost",
+        ));
+    }
     let (target, ssh_port) =
         split_target(&t.ssh_target).map_err(|m| err(file, format!("{at}.sshTarget"), m))?;
     check_ports(t, at, file)?;
@@ -275,6 +382,8 @@ fn validate_one(t: &TunnelConfig, at: &str, file: &Path) -> Result<TunnelSpec, C
         reset_after: ms(b.reset_after_ms, 5_000, 0, "backoff.resetAfterMs")?,
         gate_time: ms(t.gate_time_ms, 2_000, 0, "gateTimeMs")?,
         probe_tls: probe_tls(t, probe, at, file)?,
+        forward_from_config: false,
+        overrides: Vec::new(),
     };
     check_backoff(&spec, at, file)?;
     Ok(spec)
@@ -487,6 +596,86 @@ mod tests {
             local_port: 18789,
             remote_port: 18789,
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn ssh_host_takes_target_and_forward_from_the_block() {
+        let g = |host: &str| -> Result<String, String> {
+            match host {
+                "openclaw-gateway" => Ok("hostname 10.0.0.5\nuser alice\nport 22\n\
+                    localforward 18789 [localhost]:18789\nserveraliveinterval 60\n\
+                    serveralivecountmax 3\n"
+                    .into()),
+                "plain" => Ok("hostname 10.0.0.6\n".into()),
+                _ => Err(format!("`ssh -G {host}` failed")),
+            }
+        };
+        let t = |v: serde_json::Value| serde_json::from_value::<TunnelConfig>(v).unwrap();
+        let run = |c: TunnelConfig| {
+            validate_with(&[c], Path::new("cfg.json"), &g)
+                .map(|mut v| v.remove(0))
+                .map_err(|e| e.to_string())
+        };
+        let s = run(t(
+            serde_json::json!({"name": "gw", "sshHost": "openclaw-gateway"}),
+        ))
+        .unwrap();
+        assert_eq!(
+            (
+                s.target.as_str(),
+                s.local_port,
+                s.remote_host.as_str(),
+                s.remote_port
+            ),
+            ("openclaw-gateway", 18789, "localhost", 18789)
+        );
+        assert!(s.forward_from_config);
+        assert!(
+            s.overrides
+                .iter()
+                .any(|o| o.starts_with("ServerAliveInterval 60→15")),
+            "{:?}",
+            s.overrides
+        );
+        let argv = crate::tunnel::ssh::argv(&s);
+        assert!(
+            !argv.iter().any(|a| a == "-L"),
+            "no second forward: {argv:?}"
+        );
+        assert!(
+            argv.contains(&"ServerAliveInterval=15".to_string())
+                && argv.last().unwrap() == "openclaw-gateway"
+        );
+        let errors = [
+            (
+                serde_json::json!({"name": "x", "sshHost": "plain"}),
+                "has no LocalForward",
+            ),
+            (
+                serde_json::json!({"name": "x", "sshHost": "openclaw-gateway", "sshTarget": "a@b"}),
+                "either sshHost or sshTarget",
+            ),
+            (
+                serde_json::json!({"name": "x", "sshHost": "openclaw-gateway", "localPort": 1234}),
+                "tunnels[0].localPort",
+            ),
+            (
+                serde_json::json!({"name": "x", "sshHost": "nope"}),
+                "`ssh -G nope` failed",
+            ),
+            (
+                serde_json::json!({"name": "x", "sshHost": "-oProxyCommand=x"}),
+                "must be a Host alias",
+            ),
+            (
+                serde_json::json!({"name": "x", "localPort": 1, "remotePort": 2}),
+                "tunnels[0].sshTarget`: is required",
+            ),
+        ];
+        for (v, want) in errors {
+            let e = run(t(v.clone())).unwrap_err();
+            assert!(e.contains(want), "{v}: {e}");
         }
     }
 

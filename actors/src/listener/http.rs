@@ -373,6 +373,10 @@ async fn upgrade(
             "gateway shutting down\n".into(),
         );
     }
+    // Fail closed: no new session while its audit events could not be written.
+    if let Some(why) = hub.audit.refusal(peer) {
+        return text_resp(StatusCode::SERVICE_UNAVAILABLE, why);
+    }
     let mut facts = conn_facts(req.headers(), peer, &admission);
     facts.tailscale = ingress;
     let facts = Arc::new(facts);

@@ -55,6 +55,8 @@ pub struct Metrics {
     pub lockouts: AtomicU64,
     /// `/metrics` scrapes answered.
     pub scrapes: AtomicU64,
+    /// `gateway.metrics.enabled: false` clears it: requests then skip the histogram.
+    pub enabled: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Metrics {
@@ -68,6 +70,7 @@ impl Default for Metrics {
             actor_restarts: Mutex::default(),
             lockouts: AtomicU64::new(0),
             scrapes: AtomicU64::new(0),
+            enabled: std::sync::atomic::AtomicBool::new(true),
         }
     }
 }
@@ -102,6 +105,9 @@ impl Metrics {
 
     /// Records one answered request.
     pub fn observe(&self, slot: usize, took: Duration, ok: bool) {
+        if !self.enabled.load(Ordering::Relaxed) {
+            return;
+        }
         let Some(m) = self.methods.get(slot) else {
             return;
         };

@@ -299,6 +299,17 @@ impl NodeTable {
 }
 
 impl NodeMsg {
+    /// The connection a message concerns (for per-connection tracing), or "".
+    pub fn conn_id(&self) -> &str {
+        match self {
+            NodeMsg::Connected { hello, .. } => &hello.conn_id,
+            NodeMsg::Disconnected { conn_id, .. } => conn_id,
+            NodeMsg::Invoke { caller, .. } => &caller.conn_id,
+            NodeMsg::Pair { caller, .. } => &caller.conn_id,
+            _ => "",
+        }
+    }
+
     /// Message kind for tracing.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -349,7 +360,12 @@ impl Actor for NodeRegistryActor {
         msg: NodeMsg,
         st: &mut NodeState,
     ) -> Result<(), ActorProcessingErr> {
-        tracing::trace!(actor = "nodes", msg = msg.kind(), "message");
+        tracing::trace!(
+            actor = "nodes",
+            msg = msg.kind(),
+            conn_id = msg.conn_id(),
+            "message"
+        );
         match msg {
             NodeMsg::Connected { hello, session } => connected(st, *hello, session).await,
             NodeMsg::Disconnected { node_id, conn_id } => {

@@ -58,9 +58,30 @@ pub fn tail(path: &Path, p: TailParams) -> std::io::Result<Value> {
         Err(e) => return Err(e),
     };
     let size = f.metadata()?.len();
-    let mut reset = false;
-    let mut truncated = false;
-    let mut skipped = 0u64;
+    let w = window(p, size);
+    f.seek(SeekFrom::Start(w.start))?;
+    let mut buf = Vec::with_capacity((size - w.start) as usize);
+    f.take(size - w.start).read_to_end(&mut buf)?;
+    let at_line_start = w.start == 0 || (p.cursor == Some(w.start) && !w.truncated && !w.reset);
+    Ok(page(file_name, w, size, &buf, at_line_start, p))
+}
+
+/// Where a read starts, per the cursor rules above, in data that ends at `size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// First byte to read.
+    pub start: u64,
+    /// Bytes were left out to stay within `maxBytes`.
+    pub truncated: bool,
+    /// The cursor was past the end (the file was replaced): read the end again.
+    pub reset: bool,
+    /// Bytes after the cursor that were skipped to stay within `maxBytes`.
+    pub skipped: u64,
+}
+
+/// The window to read for `p` in data of `size` bytes.
+pub fn window(p: TailParams, size: u64) -> Window {
+    let (mut truncated, mut reset, mut skipped) = (false, false, 0);
     let start = match p.cursor {
         Some(c) if c <= size => {
             if size - c > p.max_bytes {
@@ -77,13 +98,33 @@ pub fn tail(path: &Path, p: TailParams) -> std::io::Result<Value> {
         }
         None => size.saturating_sub(p.max_bytes),
     };
-    f.seek(SeekFrom::Start(start))?;
-    let mut buf = Vec::with_capacity((size - start) as usize);
-    f.take(size - start).read_to_end(&mut buf)?;
+    Window {
+        start,
+        truncated,
+        reset,
+        skipped,
+    }
+}
+
+/// The answer for `buf`, the bytes from `w.start` to `size`: complete lines only (a partial
+/// first line is dropped unless `at_line_start`), at most `limit` of them.
+pub fn page(
+    file_name: String,
+    w: Window,
+    size: u64,
+    buf: &[u8],
+    at_line_start: bool,
+    p: TailParams,
+) -> Value {
+    let Window {
+        start,
+        mut truncated,
+        reset,
+        skipped,
+    } = w;
     // Starting mid-line (not at a cursor we handed out): drop the partial first line.
     let mut from = 0usize;
-    let mid_line = start > 0 && (p.cursor != Some(start) || truncated || reset);
-    if mid_line {
+    if !at_line_start {
         match buf.iter().position(|b| *b == b'\n') {
             Some(i) => from = i + 1,
             None => from = buf.len(),
@@ -117,7 +158,7 @@ pub fn tail(path: &Path, p: TailParams) -> std::io::Result<Value> {
     if skipped > 0 {
         v["skippedBytes"] = json!(skipped);
     }
-    Ok(v)
+    v
 }
 
 #[cfg(test)]

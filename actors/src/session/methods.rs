@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::logtail::{tail, TailParams};
 use crate::auth::{AuthMsg, Caller, PairingOp};
+use crate::config::reloader::ReloaderMsg;
 use crate::nodes::{policy as node_policy, NodeMsg, NodePairOp};
 use crate::protocol::errors::ErrorShape;
 use crate::protocol::scopes::{satisfies, ADMIN, PAIRING, READ, WRITE};
@@ -100,6 +101,9 @@ pub const METHODS: &[Method] = &[
     m("gateway.tunnels.status", READ, Run::Now(tunnels_status)),
     m("gateway.tunnels.restart", ADMIN, Run::Async(tunnel_restart)),
     m("gateway.log.level", ADMIN, Run::Now(log_level)),
+    m("gateway.trace.start", ADMIN, Run::Now(trace_start)),
+    m("gateway.trace.read", ADMIN, Run::Now(trace_read)),
+    m("gateway.reload", ADMIN, Run::Async(reload)),
     m("device.pair.list", PAIRING, Run::Async(device_pair)),
     m("device.pair.approve", PAIRING, Run::Async(device_pair)),
     m("device.pair.reject", PAIRING, Run::Async(device_pair)),
@@ -243,26 +247,192 @@ fn log_level(c: &Call<'_>) -> Result<Value, ErrorShape> {
     Ok(json!({"filter": filter, "previous": previous}))
 }
 
+/// `gateway.reload {tokenRotated?: {source, path}}`: re-reads the config now, as SIGHUP does,
+/// and answers the outcome as `config.reload` audits it (`applied`, `restartRequired`…).
+/// `tokenRotated` (sent by `openclaw token rotate`, `source` = `runtimeFile` or `config`)
+/// first audits `token.rotated`.
+fn reload(c: &Call<'_>) -> Result<Fut, ErrorShape> {
+    const M: &str = "gateway.reload";
+    let rotated = match c.params.and_then(|p| p.get("tokenRotated")) {
+        None | Some(Value::Null) => None,
+        Some(r) => {
+            let field = |k: &str| r.get(k).and_then(Value::as_str).map(str::to_string);
+            match (field("source"), field("path")) {
+                (Some(s), Some(p)) if matches!(s.as_str(), "runtimeFile" | "config") => {
+                    Some((s, p))
+                }
+                _ => {
+                    return Err(ErrorShape::invalid_params(
+                        M,
+                        "tokenRotated needs source (\"runtimeFile\" or \"config\") and path",
+                    ))
+                }
+            }
+        }
+    };
+    let trigger = if rotated.is_some() {
+        "token.rotate"
+    } else {
+        "request"
+    };
+    let (reloader, audit) = (c.peers.reloader.clone(), c.hub.audit.clone());
+    let by = c.conn.conn_id().to_string();
+    Ok(Box::pin(async move {
+        if let Some((source, path)) = rotated {
+            tracing::info!(source, path, by, "gateway token rotated; reloading");
+            let ev = crate::audit::AuditEvent::token_rotated(&source, &path, &by);
+            audit.record(ev).await;
+        }
+        reloader
+            .call(
+                |reply_to| ReloaderMsg::Reload { trigger, reply_to },
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|e| ErrorShape::unavailable(format!("reloader {e}; retry shortly")))
+    }))
+}
+
+/// Where the secret in force comes from, never its value: `kind` is `flag` or `env` (with
+/// `name`), `config` (with `path` and `key`), `runtimeFile` (with `path`) or `none`.
+fn auth_source(hub: &Hub) -> Value {
+    use crate::config::{AuthMode, Source};
+    let live = hub.live.get();
+    let auth = &live.settings.auth;
+    if !matches!(auth.mode, AuthMode::Token | AuthMode::Password) {
+        return json!({"kind": "none"});
+    }
+    match (&auth.source, &hub.facts.runtime_token_path) {
+        (Source::Flag(n), _) => json!({"kind": "flag", "name": n}),
+        (Source::Env(n), _) => json!({"kind": "env", "name": n}),
+        (Source::File(p, k), _) => {
+            json!({"kind": "config", "path": p.display().to_string(), "key": k})
+        }
+        (Source::Default, Some(p)) if auth.mode == AuthMode::Token => {
+            json!({"kind": "runtimeFile", "path": p.display().to_string()})
+        }
+        (Source::Default, _) => json!({"kind": "none"}),
+    }
+}
+
+/// `gateway.trace.start {connId? | peer? | clientId?, seconds?}`: capture every actor
+/// message about the matching connections (not the caller's own) for `seconds` (default 60,
+/// at most 3600), whatever the log level; audited.
+fn trace_start(c: &Call<'_>) -> Result<Value, ErrorShape> {
+    let bad = |why: &str| ErrorShape::invalid_params("gateway.trace.start", why);
+    if !c
+        .hub
+        .trace
+        .installed
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return Err(ErrorShape::unavailable(
+            "this gateway process has no trace capture installed",
+        ));
+    }
+    let p = c.params.cloned().unwrap_or(Value::Null);
+    let s = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_string);
+    let (conn, peer, client) = (s("connId"), s("peer"), s("clientId"));
+    if conn.is_none() && peer.is_none() && client.is_none() {
+        return Err(bad("give connId, peer (an IP) or clientId"));
+    }
+    let secs = p.get("seconds").and_then(Value::as_u64).unwrap_or(60);
+    if !(1..=3600).contains(&secs) {
+        return Err(bad("seconds must be 1 to 3600"));
+    }
+    let me = c.conn.conn_id();
+    let ids: std::collections::HashSet<String> = c
+        .hub
+        .registry
+        .connections()
+        .iter()
+        .filter(|s| s.facts.conn_id != me)
+        .filter(|s| {
+            let f = &s.facts;
+            let cid = crate::shared::read(&s.identity)
+                .as_ref()
+                .map(|i| i.client_id.clone());
+            conn.as_deref().is_some_and(|x| x == f.conn_id)
+                || peer
+                    .as_deref()
+                    .is_some_and(|x| x == f.client.to_string() || x == f.peer.ip().to_string())
+                || client.is_some() && client == cid
+        })
+        .map(|s| s.facts.conn_id.clone())
+        .collect();
+    if ids.is_empty() {
+        return Err(bad(
+            "no open connection matches (see `openclaw gateway connections`)",
+        ));
+    }
+    let id = c
+        .hub
+        .trace
+        .start(
+            ids.clone(),
+            std::time::Duration::from_secs(secs),
+            std::time::Instant::now(),
+        )
+        .map_err(ErrorShape::unavailable)?;
+    let mut list: Vec<String> = ids.into_iter().collect();
+    list.sort();
+    tracing::info!(trace_id = id, conns = ?list, seconds = secs, by = %me, "trace started");
+    let ev = crate::audit::AuditEvent::trace_started(id, &list, secs, me);
+    c.hub.audit.record_detached(ev);
+    Ok(json!({"traceId": id, "connIds": list, "seconds": secs}))
+}
+
+/// `gateway.trace.read {traceId, after}`: captured lines after the cursor.
+fn trace_read(c: &Call<'_>) -> Result<Value, ErrorShape> {
+    let p = c.params.cloned().unwrap_or(Value::Null);
+    let id = p
+        .get("traceId")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| ErrorShape::invalid_params("gateway.trace.read", "traceId is required"))?;
+    let after = p.get("after").and_then(Value::as_u64).unwrap_or(0);
+    let page = c
+        .hub
+        .trace
+        .read(id, after, std::time::Instant::now())
+        .ok_or_else(|| {
+            ErrorShape::invalid_params("gateway.trace.read", "unknown or finished traceId")
+        })?;
+    let lines: Vec<Value> = page
+        .lines
+        .iter()
+        .map(|(s, l)| json!({"seq": s, "line": l}))
+        .collect();
+    Ok(json!({"lines": lines, "next": page.next, "done": page.done}))
+}
+
 fn tunnels_status(c: &Call<'_>) -> Result<Value, ErrorShape> {
     Ok(json!({"tunnels": c.hub.tunnels.rows()}))
 }
 
 fn logs_tail(c: &Call<'_>) -> Result<Job, ErrorShape> {
-    tail_job("logs.tail", c.hub.settings().log_file.clone(), c.params)
+    tail_job(
+        "logs.tail",
+        c.hub.settings().log_file.clone(),
+        c.params,
+        tail,
+    )
 }
 
 fn audit_tail(c: &Call<'_>) -> Result<Job, ErrorShape> {
-    tail_job("audit.tail", c.hub.audit.path.to_path_buf(), c.params)
+    // Across rotated files: the cursor is a position in the whole log.
+    let read = crate::audit::read::tail;
+    tail_job("audit.tail", c.hub.audit.path.to_path_buf(), c.params, read)
 }
 
 fn tail_job(
     method: &'static str,
     path: std::path::PathBuf,
     params: Option<&Value>,
+    read: fn(&std::path::Path, TailParams) -> std::io::Result<Value>,
 ) -> Result<Job, ErrorShape> {
     let p = TailParams::parse(params).map_err(|e| ErrorShape::invalid_params(method, &e))?;
     Ok(Box::new(move || {
-        tail(&path, p).map_err(|e| ErrorShape::unavailable(format!("log read failed: {e}")))
+        read(&path, p).map_err(|e| ErrorShape::unavailable(format!("log read failed: {e}")))
     }))
 }
 
@@ -732,6 +902,7 @@ fn config_get(hub: &Hub) -> Value {
             "port": hub.registry.port(),
             "bind": boot.bind.mode,
             "authMode": hub.facts.auth_mode_name(),
+            "authSource": auth_source(hub),
             "handshakeTimeoutMs": boot.handshake_timeout.as_millis() as u64,
             "tickIntervalMs": boot.tick_interval.as_millis() as u64,
             "shutdownGraceMs": boot.shutdown_grace.as_millis() as u64,

@@ -241,6 +241,20 @@ impl Supervisor {
         &self.specs
     }
 
+    /// Adds (or replaces) a child spec; start it with [`Supervisor::start`].
+    pub fn add(&mut self, spec: ChildSpec) {
+        self.specs.retain(|s| s.name != spec.name);
+        self.specs.push(spec);
+    }
+
+    /// Stops child `name` (if running) and forgets its spec. `false` when it was unknown.
+    pub async fn remove(&mut self, name: &str) -> bool {
+        let known = self.specs.iter().any(|s| s.name == name);
+        self.stop_child(name).await;
+        self.specs.retain(|s| s.name != name);
+        known
+    }
+
     /// Notes that `name` is running as `cell`.
     pub fn started(&mut self, name: &str, cell: ActorCell) {
         self.running.insert(cell.get_id(), (name.to_string(), cell));

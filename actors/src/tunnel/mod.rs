@@ -32,6 +32,38 @@ pub fn actor_name(tunnel: &str) -> String {
     format!("tunnel.{tunnel}")
 }
 
+/// What a tunnel config reload changes (names, in config order).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReloadPlan {
+    /// New tunnels.
+    pub added: Vec<String>,
+    /// Tunnels no longer configured.
+    pub removed: Vec<String>,
+    /// Tunnels whose settings changed (restarted).
+    pub changed: Vec<String>,
+}
+
+/// Compares the running tunnels with the configured ones. Pure.
+pub fn reload_plan(
+    running: &std::collections::BTreeMap<String, crate::config::tunnels::TunnelSpec>,
+    wanted: &[crate::config::tunnels::TunnelSpec],
+) -> ReloadPlan {
+    let mut p = ReloadPlan::default();
+    for t in wanted {
+        match running.get(&t.name) {
+            None => p.added.push(t.name.clone()),
+            Some(old) if old != t => p.changed.push(t.name.clone()),
+            Some(_) => {}
+        }
+    }
+    p.removed = running
+        .keys()
+        .filter(|n| !wanted.iter().any(|t| &t.name == *n))
+        .cloned()
+        .collect();
+    p
+}
+
 /// Probe cadence while a new ssh is starting (so "up" is known within ~200 ms).
 pub const STARTING_PROBE: Duration = Duration::from_millis(200);
 /// A start that is not up by then is killed and retried.
@@ -385,6 +417,8 @@ fn status_row(st: &TunnelState) -> Value {
         "stderr": st.ssh.as_ref().map(|p| p.stderr_tail()).unwrap_or_default(),
         "nextRetryInMs": m.next_retry.map(|t| t.saturating_duration_since(now).as_millis() as u64),
         "healthCheck": s.probe.map(|k| format!("{k:?}").to_lowercase()),
+        "fromSshConfig": s.forward_from_config,
+        "overrides": s.overrides,
     })
 }
 
@@ -432,4 +466,40 @@ fn reap_stale(dir: &std::path::Path, name: &str) {
         ssh::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
     }
     let _ = std::fs::remove_file(&path);
+}
+
+#[cfg(test)]
+mod reload_tests {
+    use super::*;
+    use crate::config::tunnels::{validate, TunnelConfig};
+
+    fn specs(v: serde_json::Value) -> Vec<crate::config::tunnels::TunnelSpec> {
+        let cfg: Vec<TunnelConfig> = serde_json::from_value(v).unwrap();
+        validate(&cfg, std::path::Path::new("c.json")).unwrap()
+    }
+
+    #[test]
+    fn only_changed_tunnels_restart() {
+        let old = specs(serde_json::json!([
+            {"name": "a", "sshTarget": "u@h1", "localPort": 20001, "remotePort": 18789},
+            {"name": "b", "sshTarget": "u@h2", "localPort": 20002, "remotePort": 18789},
+            {"name": "c", "sshTarget": "u@h3", "localPort": 20003, "remotePort": 18789},
+        ]));
+        let running = old.iter().map(|t| (t.name.clone(), t.clone())).collect();
+        let new = specs(serde_json::json!([
+            {"name": "a", "sshTarget": "u@h1", "localPort": 20001, "remotePort": 18789},
+            {"name": "b", "sshTarget": "u@h2", "localPort": 20012, "remotePort": 18789},
+            {"name": "d", "sshTarget": "u@h4", "localPort": 20004, "remotePort": 18789},
+        ]));
+        let p = reload_plan(&running, &new);
+        assert_eq!(
+            p,
+            ReloadPlan {
+                added: vec!["d".into()],
+                removed: vec!["c".into()],
+                changed: vec!["b".into()],
+            }
+        );
+        assert_eq!(reload_plan(&running, &old), ReloadPlan::default());
+    }
 }

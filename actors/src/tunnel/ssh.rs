@@ -44,6 +44,8 @@ pub fn argv(t: &TunnelSpec) -> Vec<String> {
         a.extend(["-p".into(), p.to_string()]);
     }
     match t.direction {
+        // The ~/.ssh/config block's LocalForward is the forward: no second one.
+        Direction::Local if t.forward_from_config => {}
         Direction::Local => {
             a.push("-L".into());
             a.push(format!(

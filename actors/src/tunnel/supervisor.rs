@@ -57,6 +57,15 @@ pub enum TunnelSupMsg {
     },
     /// Timer: mirror the status table to disk when it changed.
     Persist,
+    /// Config reload: run exactly these tunnels. Tunnels that are gone stop (their ssh is
+    /// killed), new ones start, changed ones restart; unchanged ones are not touched.
+    /// Replies `{added, removed, changed}` (names).
+    Reconfigure {
+        /// The tunnels now configured.
+        tunnels: Vec<TunnelSpec>,
+        /// Answer.
+        reply_to: RpcReplyPort<serde_json::Value>,
+    },
     /// Test-only: make tunnel `name`'s actor panic; replies whether it exists.
     #[cfg(feature = "fault-injection")]
     Panic {
@@ -74,6 +83,8 @@ pub struct TunnelSupState {
     sup: Supervisor,
     /// The current incarnation of each tunnel actor, by tunnel name.
     slots: BTreeMap<String, Slot<TunnelMsg>>,
+    /// The running configuration of each tunnel, by name.
+    specs: BTreeMap<String, TunnelSpec>,
     last_written: String,
 }
 
@@ -99,6 +110,7 @@ impl TunnelSupMsg {
             TunnelSupMsg::RestartChild(_) => "RestartChild",
             TunnelSupMsg::Restart { .. } => "Restart",
             TunnelSupMsg::Persist => "Persist",
+            TunnelSupMsg::Reconfigure { .. } => "Reconfigure",
             #[cfg(feature = "fault-injection")]
             TunnelSupMsg::Panic { .. } => "Panic",
         }
@@ -116,25 +128,10 @@ impl Actor for TunnelSupervisorActor {
         args: TunnelSupArgs,
     ) -> Result<TunnelSupState, ActorProcessingErr> {
         let mut slots = BTreeMap::new();
-        let specs = args
+        let specs: Vec<ChildSpec> = args
             .tunnels
             .iter()
-            .map(|t| {
-                let slot = Slot::default();
-                slots.insert(t.name.clone(), slot.clone());
-                let targs = TunnelArgs {
-                    spec: t.clone(),
-                    env: args.env.clone(),
-                };
-                ChildSpec::new(
-                    super::actor_name(&t.name),
-                    Restart::Permanent,
-                    Duration::from_secs(5),
-                    targs,
-                    Some(slot),
-                    super::spawn,
-                )
-            })
+            .map(|t| child_spec(t, &args.env, &mut slots))
             .collect();
         let mut sup = Supervisor::new("tunnels", specs, INTENSITY, BACKOFF);
         sup.start_all(&me.get_cell()).await?;
@@ -146,8 +143,26 @@ impl Actor for TunnelSupervisorActor {
             configured: !args.tunnels.is_empty(),
             sup,
             slots,
+            specs: args
+                .tunnels
+                .iter()
+                .map(|t| (t.name.clone(), t.clone()))
+                .collect(),
             last_written: String::new(),
         };
+        // Rows for tunnels whose actor has not published one yet.
+        for name in st.specs.keys() {
+            if !st
+                .env
+                .table
+                .rows()
+                .iter()
+                .any(|r| r["name"] == name.as_str())
+            {
+                let row = serde_json::json!({"name": name, "state": "starting", "restarts": 0});
+                st.env.table.set(name, row);
+            }
+        }
         persist(&mut st);
         Ok(st)
     }
@@ -174,6 +189,10 @@ impl Actor for TunnelSupervisorActor {
                 let _ = reply_to.send(found);
             }
             TunnelSupMsg::Persist => persist(st),
+            TunnelSupMsg::Reconfigure { tunnels, reply_to } => {
+                let res = reconfigure(&me, st, tunnels).await;
+                let _ = reply_to.send(res);
+            }
             #[cfg(feature = "fault-injection")]
             TunnelSupMsg::Panic { name, reply_to } => {
                 let found = st
@@ -218,6 +237,67 @@ impl Actor for TunnelSupervisorActor {
         persist(st);
         Ok(())
     }
+}
+
+/// The child spec of tunnel `t`, with a fresh slot recorded in `slots`.
+fn child_spec(
+    t: &TunnelSpec,
+    env: &TunnelEnv,
+    slots: &mut BTreeMap<String, Slot<TunnelMsg>>,
+) -> ChildSpec {
+    let slot = Slot::default();
+    slots.insert(t.name.clone(), slot.clone());
+    let targs = TunnelArgs {
+        spec: t.clone(),
+        env: env.clone(),
+    };
+    ChildSpec::new(
+        super::actor_name(&t.name),
+        Restart::Permanent,
+        Duration::from_secs(5),
+        targs,
+        Some(slot),
+        super::spawn,
+    )
+}
+
+/// Applies a new tunnel list (see [`TunnelSupMsg::Reconfigure`]).
+async fn reconfigure(
+    me: &ActorRef<TunnelSupMsg>,
+    st: &mut TunnelSupState,
+    tunnels: Vec<TunnelSpec>,
+) -> serde_json::Value {
+    let plan = super::reload_plan(&st.specs, &tunnels);
+    for name in plan.removed.iter().chain(&plan.changed) {
+        st.sup.remove(&super::actor_name(name)).await;
+        st.slots.remove(name);
+        st.specs.remove(name);
+        st.env.table.remove(name);
+        tracing::info!(tunnel = %name, "tunnel stopped by config reload");
+    }
+    for t in tunnels
+        .iter()
+        .filter(|t| plan.added.contains(&t.name) || plan.changed.contains(&t.name))
+    {
+        let spec = child_spec(t, &st.env, &mut st.slots);
+        st.sup.add(spec);
+        st.specs.insert(t.name.clone(), t.clone());
+        match st
+            .sup
+            .start(&super::actor_name(&t.name), &me.get_cell())
+            .await
+        {
+            Ok(()) => tracing::info!(tunnel = %t.name, "tunnel started by config reload"),
+            Err(e) => {
+                tracing::error!(tunnel = %t.name, error = %e, "tunnel start failed; retrying");
+                let name = super::actor_name(&t.name);
+                me.send_after(BACKOFF.max, move || TunnelSupMsg::RestartChild(name));
+            }
+        }
+    }
+    st.configured = st.configured || !tunnels.is_empty();
+    persist(st);
+    serde_json::json!({"added": plan.added, "removed": plan.removed, "changed": plan.changed})
 }
 
 fn persist(st: &mut TunnelSupState) {

@@ -414,3 +414,40 @@ fn preauth_cap_from_env() {
         "{err}"
     );
 }
+
+#[test]
+fn audit_rotation_defaults_and_bounds() {
+    let d = tmp("audit");
+    let host = fake_host(&["127.0.0.1"], false);
+    let env_home = d.to_str().unwrap().to_string();
+    let env = env_of(&[("HOME", &env_home)]);
+    let run = |text: &str| {
+        let cfg = write_cfg(&d, text);
+        let inputs = Inputs {
+            config: Some(cfg),
+            ..Default::default()
+        };
+        resolve_with(&inputs, &env, &host).map(|s| s.audit_rotation)
+    };
+    let r = run("{}").unwrap();
+    assert_eq!((r.max_bytes, r.keep), (64 * 1024 * 1024, 10));
+    let r = run("{audit:{maxBytes:8192, keep:3}}").unwrap();
+    assert_eq!((r.max_bytes, r.keep), (8192, 3));
+    let err = run("{audit:{maxBytes:100}}").unwrap_err().to_string();
+    for want in [
+        "openclaw.json",
+        "audit.maxBytes",
+        "at least 4096",
+        "100",
+        "remove the key",
+    ] {
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    let err = run("{audit:{keep:0}}").unwrap_err().to_string();
+    assert!(
+        err.contains("audit.keep") && err.contains("at least 1"),
+        "{err}"
+    );
+    let err = run("{audit:{maxbytes:8192}}").unwrap_err().to_string();
+    assert!(err.contains("maxbytes"), "unknown keys are refused: {err}");
+}
