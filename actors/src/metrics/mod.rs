@@ -483,6 +483,23 @@ impl Scrape {
             "tunnel",
             &restarts,
         )?;
+        let recovery: Vec<(String, f64)> = rows
+            .iter()
+            .filter(|r| r["lastRecoveryMs"].is_u64())
+            .map(|r| {
+                (
+                    name(r),
+                    r["lastRecoveryMs"].as_f64().unwrap_or(0.0) / 1000.0,
+                )
+            })
+            .collect();
+        gauges_by(
+            e,
+            "openclaw_tunnel_last_recovery_seconds",
+            "How long the tunnel's last recovery took (down to proven up again).",
+            "tunnel",
+            &recovery,
+        )?;
         let uptime: Vec<(String, f64)> = rows
             .iter()
             .map(|r| (name(r), r["uptimeMs"].as_f64().unwrap_or(0.0) / 1000.0))

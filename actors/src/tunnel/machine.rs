@@ -55,6 +55,10 @@ pub struct Machine {
     pub started_at: Option<Instant>,
     /// When the tunnel last became up.
     pub up_since: Option<Instant>,
+    /// When an up tunnel last went down (cleared once it is up again).
+    pub down_since: Option<Instant>,
+    /// How long the last recovery took: from going down to being proven up again.
+    pub last_recovery: Option<Duration>,
     /// When the next start is due.
     pub next_retry: Option<Instant>,
     /// Why ssh last exited.
@@ -86,6 +90,8 @@ impl Machine {
             restarts: 0,
             started_at: None,
             up_since: None,
+            down_since: None,
+            last_recovery: None,
             next_retry: None,
             last_exit: None,
             config_problem: None,
@@ -109,6 +115,9 @@ impl Machine {
         if self.phase == Phase::Starting {
             self.phase = Phase::Up;
             self.up_since = Some(now);
+            if let Some(down) = self.down_since.take() {
+                self.last_recovery = Some(now.duration_since(down));
+            }
             self.ever_up = true;
             self.config_problem = None;
         }
@@ -153,6 +162,9 @@ impl Machine {
             .unwrap_or_default();
         self.attempt = self.attempt.saturating_add(1);
         self.restarts += 1;
+        if self.up_since.is_some() && self.down_since.is_none() {
+            self.down_since = Some(now);
+        }
         self.up_since = None;
         let delay = if std::mem::take(&mut self.restart_now) {
             self.phase = Phase::Backoff;

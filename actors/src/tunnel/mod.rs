@@ -81,6 +81,8 @@ pub struct TunnelEnv {
     pub audit: AuditHandle,
     /// `<stateDir>/tunnels`: pid files and the status mirror.
     pub dir: std::path::PathBuf,
+    /// Tunnel actor restarts, for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 // === impl TunnelEnv ===
@@ -92,6 +94,7 @@ impl TunnelEnv {
             table: hub.tunnels.clone(),
             audit: hub.audit.clone(),
             dir: hub.settings().paths.state_dir.join("tunnels"),
+            metrics: hub.metrics.clone(),
         }
     }
 }
@@ -412,6 +415,7 @@ fn status_row(st: &TunnelState) -> Value {
         "pid": st.ssh.as_ref().map(|p| p.pid),
         "uptimeMs": m.up_since.map(|t| now.duration_since(t).as_millis() as u64),
         "restarts": m.restarts,
+        "lastRecoveryMs": m.last_recovery.map(|d| d.as_millis() as u64),
         "lastExit": m.last_exit,
         "configProblem": m.config_problem,
         "stderr": st.ssh.as_ref().map(|p| p.stderr_tail()).unwrap_or_default(),

@@ -216,6 +216,7 @@ impl Actor for TunnelSupervisorActor {
             .on_event(&evt, tokio::time::Instant::now().into_std())
         {
             Decision::Restart { name, delay, .. } => {
+                st.env.metrics.actor_restart(&name);
                 st.env
                     .audit
                     .record(AuditEvent::tunnel_actor_restarted(&name, delay))

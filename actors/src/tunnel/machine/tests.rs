@@ -170,3 +170,20 @@ fn stop_and_force_restart() {
     m.exited("x".into(), t0 + Duration::from_secs(5), 0.0);
     assert_eq!(m.force_restart(), Action::Spawn);
 }
+
+#[test]
+fn last_recovery_measures_down_to_proven_up_again() {
+    let t0 = Instant::now();
+    let mut m = Machine::new(B, RESET, Duration::from_secs(2), 2);
+    m.spawned(t0);
+    m.proven_up(t0 + ms(300));
+    assert_eq!(m.last_recovery, None, "the first start is not a recovery");
+    // Up 10 s, then ssh dies; a failed retry in between does not reset the clock.
+    m.exited("exit 255".into(), t0 + ms(10_000), 0.0);
+    m.spawned(t0 + ms(10_000));
+    m.exited("exit 255".into(), t0 + ms(10_100), 0.0);
+    m.spawned(t0 + ms(10_400));
+    m.proven_up(t0 + ms(10_600));
+    assert_eq!(m.last_recovery, Some(ms(600)));
+    assert_eq!(m.down_since, None);
+}
