@@ -152,11 +152,6 @@ async fn serve(settings: config::Settings, started: Instant, log: Option<logging
     };
     if let Some(r) = &log {
         gw.hub.log.install(r.setter(), &r.initial, r.from_env);
-        let _ = r.trace_sink.set(gw.hub.trace.clone());
-        gw.hub
-            .trace
-            .installed
-            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
     report.print(&gw);
     tracing::info!(

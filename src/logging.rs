@@ -18,8 +18,6 @@ pub struct Reload {
     pub initial: String,
     /// `RUST_LOG` chose it (config reloads then leave it alone).
     pub from_env: bool,
-    /// Where `openclaw trace` captures go (filled once the gateway has started).
-    pub trace_sink: crate::trace_layer::Sink,
 }
 
 impl Reload {
@@ -76,12 +74,10 @@ pub fn init(level: &str, file: &Path) -> Result<Reload, String> {
         .with_writer(Mutex::new(f))
         .with_ansi(false)
         .with_target(true);
-    let trace_sink = crate::trace_layer::Sink::default();
-    let (capture, active) = crate::trace_layer::TraceLayer::new(trace_sink.clone());
-    // The log filter applies to stderr and the file only; trace capture has its own filter.
     tracing_subscriber::registry()
-        .with(stderr.and_then(to_file).with_filter(filter))
-        .with(capture.with_filter(active))
+        .with(filter)
+        .with(stderr)
+        .with(to_file)
         .try_init()
         .map_err(|e| e.to_string())?;
     std::panic::set_hook(Box::new(|info| {
@@ -91,6 +87,5 @@ pub fn init(level: &str, file: &Path) -> Result<Reload, String> {
         handle,
         initial,
         from_env,
-        trace_sink,
     })
 }

@@ -9,7 +9,6 @@ mod gateway_cmd;
 mod logging;
 mod signals;
 mod target;
-mod trace_layer;
 mod transport;
 
 use clap::Parser;

@@ -137,7 +137,17 @@ async fn twenty_kill_9s_give_twenty_recoveries_and_no_orphans() {
         })
         .await;
         assert_eq!(row["restarts"], i, "{row}");
+        // The recovery was timed: from the kill to proven up again, under the patience.
+        let rec = row["lastRecoveryMs"]
+            .as_u64()
+            .expect("lastRecoveryMs after a recovery");
+        assert!(rec < patience().as_millis() as u64, "{row}");
     }
+    let (_, body) = common::http_get(gw.port, "/metrics");
+    assert!(
+        body.contains("openclaw_tunnel_last_recovery_seconds{tunnel=\"t1\"}"),
+        "{body}"
+    );
     let marker = s.known_hosts.display().to_string();
     assert_eq!(
         pids_mentioning(&marker).len(),

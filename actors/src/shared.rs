@@ -577,6 +577,7 @@ impl Hub {
             crate::guard::limiter::DEFAULT_MAX_KEYS,
             Instant::now(),
         );
+        let trace = audit.trace.clone();
         let metrics = crate::metrics::Metrics::default();
         let metrics_on = settings
             .file
@@ -602,7 +603,7 @@ impl Hub {
             tailscale: Arc::default(),
             metrics: Arc::new(metrics),
             log: Arc::default(),
-            trace: Arc::default(),
+            trace,
         }
     }
 

@@ -1,9 +1,11 @@
-//! Per-connection live tracing (`openclaw trace`): while a trace is active, every tracing
-//! event that concerns one of its connections — inside that connection's `conn` span, or
-//! carrying its `conn_id` field (Auth, the node relay, the audit producer) — is captured at
-//! any level into the trace's bounded buffer, whatever the log filter says, and read back by
-//! `gateway.trace.read`. The layer that feeds it lives in the binary (it owns the
-//! subscriber); this is the shared table it writes to. A trace ends by itself after its time.
+//! Per-connection live tracing (`openclaw trace`): while a trace is active, every actor
+//! message that concerns one of its connections — the session's own messages, the rate-limit
+//! check of each request, the Auth actor's decision, the node relay's messages and the audit
+//! events of the connection — is noted into the trace's bounded buffer, whatever the log
+//! filter says, and read back by `gateway.trace.read`. The notes are explicit calls at those
+//! points ([`TraceControl::note`]): with no trace running each costs one atomic load, where a
+//! tracing-subscriber per-layer filter cost a fifth of `health` throughput (measured). A trace
+//! ends by itself after its time.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -29,13 +31,11 @@ struct Trace {
 }
 
 /// Active traces, written by the binary's tracing layer.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct TraceControl {
     active: AtomicUsize,
     next_id: AtomicU64,
     traces: Mutex<HashMap<u64, Trace>>,
-    /// Set once the binary installed its capturing layer.
-    pub installed: std::sync::atomic::AtomicBool,
 }
 
 /// What `read` returns.
@@ -49,8 +49,52 @@ pub struct Page {
     pub done: bool,
 }
 
+impl std::fmt::Debug for TraceControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TraceControl")
+            .field("active", &self.active.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
 impl TraceControl {
-    /// Whether any trace is active (the layer's fast path).
+    /// The connections traced now (sorted).
+    pub fn conn_ids(&self) -> Vec<String> {
+        let mut v: Vec<String> = lock(&self.traces)
+            .values()
+            .flat_map(|t| t.conn_ids.iter().cloned())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Ends the traces whose time is up (a timer calls it; reads do too).
+    pub fn expire(&self, now: Instant) {
+        let before = {
+            let mut t = lock(&self.traces);
+            let n = t.len();
+            t.retain(|_, tr| tr.until > now || !tr.lines.is_empty());
+            for tr in t.values_mut() {
+                if tr.until <= now {
+                    tr.conn_ids.clear(); // keep unread lines, capture nothing more
+                }
+            }
+            self.active.store(t.len(), Ordering::Relaxed);
+            n
+        };
+        let _ = before;
+    }
+
+    /// Notes `line()` for `conn_id` if it is traced (one atomic load when nothing is).
+    pub fn note(&self, conn_id: &str, line: impl FnOnce() -> String) {
+        if self.any() && self.wants(conn_id) {
+            let l = format!("{} conn={conn_id} {}", crate::shared::now_ms(), line());
+            self.push(conn_id, &l, Instant::now());
+        }
+    }
+
+    /// Whether any trace is active (the fast path).
     pub fn any(&self) -> bool {
         self.active.load(Ordering::Relaxed) > 0
     }

@@ -95,6 +95,8 @@ pub struct AuditHandle {
     pub stats: Arc<AuditStats>,
     /// The audit file.
     pub path: Arc<PathBuf>,
+    /// Per-connection traces (the Hub shares this one), noted for each connection's events.
+    pub trace: Arc<crate::trace::TraceControl>,
 }
 
 /// The receiving side, kept in a slot that outlives any one writer thread.
@@ -114,6 +116,7 @@ pub fn channel_with(path: PathBuf, rotation: Rotation) -> (AuditHandle, AuditArg
         tx,
         stats: stats.clone(),
         path: Arc::new(path.clone()),
+        trace: Arc::default(),
     };
     let args = AuditArgs {
         path,
@@ -128,15 +131,10 @@ pub fn channel_with(path: PathBuf, rotation: Rotation) -> (AuditHandle, AuditArg
 // === impl AuditEvent ===
 
 impl AuditEvent {
-    /// A trace-level line for the event's connection (seen by `openclaw trace`).
-    fn trace(&self) {
+    /// Notes the event for its connection's trace (`openclaw trace`).
+    fn trace(&self, t: &crate::trace::TraceControl) {
         if let Some(c) = self.fields.get("connId").and_then(Value::as_str) {
-            tracing::trace!(
-                actor = "audit",
-                event = self.event,
-                conn_id = c,
-                "audit event"
-            );
+            t.note(c, || format!("actor=audit event={}", self.event));
         }
     }
 
@@ -160,7 +158,7 @@ impl AuditEvent {
 impl AuditHandle {
     /// Queues an event, waiting while the queue is full (back-pressure, never a drop).
     pub async fn record(&self, ev: AuditEvent) {
-        ev.trace();
+        ev.trace(&self.trace);
         self.stats.queued.fetch_add(1, Ordering::Relaxed);
         if self.tx.send(AuditCmd::Event(ev)).await.is_err() {
             tracing::error!("audit channel closed: event lost");
@@ -170,7 +168,7 @@ impl AuditHandle {
     /// For synchronous contexts (`Drop`): queues now if there is room, else hands the event
     /// to a task that waits for room. Must run inside the tokio runtime.
     pub fn record_detached(&self, ev: AuditEvent) {
-        ev.trace();
+        ev.trace(&self.trace);
         self.stats.queued.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send(AuditCmd::Event(ev)) {
             Ok(()) => {}

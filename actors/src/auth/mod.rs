@@ -237,6 +237,17 @@ impl Actor for AuthActor {
             AuthMsg::Authenticate { request, reply_to } => {
                 tracing::trace!(actor = "auth", msg = "Authenticate", conn_id = %request.conn.conn_id, "message");
                 let reply = authenticate(state, &request).await;
+                state.args.audit.trace.note(&request.conn.conn_id, || {
+                    let verdict = match &reply {
+                        AuthReply::Accept { method, scopes, .. } => {
+                            format!("accept method={method} scopes={scopes:?}")
+                        }
+                        AuthReply::Reject { error, .. } => {
+                            format!("reject code={}", error_code(error))
+                        }
+                    };
+                    format!("actor=auth msg=Authenticate {verdict}")
+                });
                 let _ = reply_to.send(reply);
             }
             AuthMsg::Pairing {

@@ -366,6 +366,10 @@ impl Actor for NodeRegistryActor {
             conn_id = msg.conn_id(),
             "message"
         );
+        st.args
+            .audit
+            .trace
+            .note(msg.conn_id(), || format!("actor=nodes msg={}", msg.kind()));
         match msg {
             NodeMsg::Connected { hello, session } => connected(st, *hello, session).await,
             NodeMsg::Disconnected { node_id, conn_id } => {

@@ -248,6 +248,9 @@ impl Actor for SessionActor {
         let span = st.span.clone();
         async {
             tracing::trace!(actor = "session", msg = msg.kind(), "message");
+            st.ctx.hub.trace.note(&st.conn.conn_id, || {
+                format!("actor=session msg={}", msg.kind())
+            });
             match msg {
                 SessionMsg::Inbound(text) => match st.phase {
                     Phase::Handshake => handshake::on_first_frame(&me, st, text).await,
@@ -371,10 +374,17 @@ impl SessionState {
         };
         let hub = &self.ctx.hub;
         let (conn_id, method) = (self.conn.conn_id.clone(), req.method.clone());
-        limiter_actor::check(&hub.limiter, &hub.audit, key, self.conn.peer, |ev| {
+        let res = limiter_actor::check(&hub.limiter, &hub.audit, key, self.conn.peer, |ev| {
             ev.with("connId", conn_id).with("method", method)
-        })
-        .map_err(|retry| {
+        });
+        hub.trace.note(&self.conn.conn_id, || {
+            format!(
+                "actor=ratelimiter msg=Check key={key} method={} allowed={}",
+                req.method,
+                res.is_ok()
+            )
+        });
+        res.map_err(|retry| {
             let mut e = ErrorShape::unavailable("rate limited");
             e.retryable = Some(true);
             e.retry_after_ms = Some(retry.as_millis() as u64);
@@ -405,22 +415,28 @@ impl SessionState {
         }
         self.in_flight += 1;
         let me = me.clone();
-        tokio::spawn(async move {
-            let result = match job {
-                Dispatch::Blocking(f) => tokio::task::spawn_blocking(f).await,
-                Dispatch::Async(fut) => tokio::spawn(fut).await,
-                Dispatch::Done(r) => Ok(r),
-                Dispatch::Raw(r) => Ok(r.and_then(|s| {
-                    serde_json::from_str(&s).map_err(|e| ErrorShape::unavailable(e.to_string()))
-                })),
+        let span = self.span.clone();
+        tokio::spawn(
+            async move {
+                let result = match job {
+                    Dispatch::Blocking(f) => tokio::task::spawn_blocking(f).await,
+                    Dispatch::Async(fut) => {
+                        tokio::spawn(fut.instrument(tracing::Span::current())).await
+                    }
+                    Dispatch::Done(r) => Ok(r),
+                    Dispatch::Raw(r) => Ok(r.and_then(|s| {
+                        serde_json::from_str(&s).map_err(|e| ErrorShape::unavailable(e.to_string()))
+                    })),
+                }
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "request job failed");
+                    Err(ErrorShape::unavailable("internal error while answering"))
+                });
+                // A session that is gone just fails the cast.
+                let _ = me.cast(SessionMsg::Reply { id, result, timing });
             }
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "request job failed");
-                Err(ErrorShape::unavailable("internal error while answering"))
-            });
-            // A session that is gone just fails the cast.
-            let _ = me.cast(SessionMsg::Reply { id, result, timing });
-        });
+            .instrument(span),
+        );
     }
 
     /// Sends a response (the one path every response takes).

@@ -111,7 +111,7 @@ async fn every_entry_has_a_scope_and_dispatches() {
             m.name,
             "debug.panic" | "debug.nodes.panic" | "gateway.trace.start" | "gateway.trace.read"
         ) {
-            continue; // panics by design / needs a running registry / a trace capture
+            continue; // panics by design / needs a running registry / another open connection
         }
         let p = params(m.name);
         let call = Call {
