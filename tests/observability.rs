@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::sshd::free_port;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -301,14 +303,6 @@ async fn promtool_accepts_the_exposition_and_series_count_what_happened() {
     ] {
         assert!(body.contains(want), "{want} missing from:\n{body}");
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A real Prometheus server scrapes the gateway; its query API returns the connection gauge

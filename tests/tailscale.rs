@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::sshd::free_port;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -96,14 +98,6 @@ impl Fake {
 /// Waits for an audit event named `name` matching `pred`.
 fn ev(gw: &Gw, name: &str, pred: impl Fn(&Value) -> bool) -> Value {
     gw.wait_audit(name, |v| v["event"] == name && pred(v))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 const SERVE: &str = r#"{ gateway: { tailscale: { mode: "serve" } } }"#;

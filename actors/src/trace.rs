@@ -58,32 +58,16 @@ impl std::fmt::Debug for TraceControl {
 }
 
 impl TraceControl {
-    /// The connections traced now (sorted).
-    pub fn conn_ids(&self) -> Vec<String> {
-        let mut v: Vec<String> = lock(&self.traces)
-            .values()
-            .flat_map(|t| t.conn_ids.iter().cloned())
-            .collect();
-        v.sort();
-        v.dedup();
-        v
-    }
-
     /// Ends the traces whose time is up (a timer calls it; reads do too).
     pub fn expire(&self, now: Instant) {
-        let before = {
-            let mut t = lock(&self.traces);
-            let n = t.len();
-            t.retain(|_, tr| tr.until > now || !tr.lines.is_empty());
-            for tr in t.values_mut() {
-                if tr.until <= now {
-                    tr.conn_ids.clear(); // keep unread lines, capture nothing more
-                }
+        let mut t = lock(&self.traces);
+        t.retain(|_, tr| tr.until > now || !tr.lines.is_empty());
+        for tr in t.values_mut() {
+            if tr.until <= now {
+                tr.conn_ids.clear(); // keep unread lines, capture nothing more
             }
-            self.active.store(t.len(), Ordering::Relaxed);
-            n
-        };
-        let _ = before;
+        }
+        self.active.store(t.len(), Ordering::Relaxed);
     }
 
     /// Notes `line()` for `conn_id` if it is traced (one atomic load when nothing is).

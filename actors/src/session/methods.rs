@@ -485,19 +485,7 @@ fn tunnel_panic(c: &Call<'_>) -> Result<Fut, ErrorShape> {
 
 /// The pairing operation a `device.pair.*` request asks for.
 fn pairing_op(method: &str, params: Option<&Value>) -> Result<PairingOp, ErrorShape> {
-    let field = |name: &str| {
-        params
-            .and_then(|p| p.get(name))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .ok_or_else(|| {
-                ErrorShape::invalid_params(
-                    method,
-                    &format!("must have required property '{name}' (non-empty string)"),
-                )
-            })
-    };
+    let field = |name: &str| str_param(method, params, name);
     match method {
         "device.pair.approve" => {
             field("requestId").map(|request_id| PairingOp::Approve { request_id })
