@@ -493,3 +493,69 @@ fn busy_port_fails_with_a_clear_message() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("address already in use"), "{err}");
 }
+
+/// A valid config with an `x: [[…]]` array nested `depth` deep under an unknown key.
+fn nested_config(depth: usize) -> String {
+    format!("{{\n  x: {}{}\n}}\n", "[".repeat(depth), "]".repeat(depth))
+}
+
+#[test]
+fn deeply_nested_config_exits_2_naming_the_file_not_a_stack_overflow() {
+    // ~440 bytes used to abort the process ("thread 'main' has overflowed its stack", 134).
+    let (code, _, err) = run_to_exit(opts_with_config(&nested_config(200)));
+    assert_eq!(code, 2, "{err}");
+    assert!(!err.contains("overflowed"), "{err}");
+    assert!(
+        err.contains(".openclaw/openclaw.json: line 2: ") && err.contains("deeper than 32"),
+        "{err}"
+    );
+    // `openclaw config validate` reads the file through the same path.
+    let home = common::temp_dir("deep");
+    let file = home.join("deep.json5");
+    std::fs::write(&file, nested_config(200)).unwrap();
+    let path = file.to_str().unwrap();
+    let args = ["config", "validate", "--config", path];
+    let (code, _, err) = common::run_bounded(common::client_command(&home, &[], &args));
+    assert_eq!(code, 2, "{err}");
+    assert!(!err.contains("overflowed"), "{err}");
+    assert!(err.contains(&format!("{path}: line 2: ")), "{err}");
+}
+
+#[tokio::test]
+async fn deeply_nested_config_written_while_running_is_refused_at_reload() {
+    let gw = Gw::start(opts_with_config("{}"));
+    let (mut c, _) = Client::authed(&gw.url(), TOKEN).await;
+    let file = gw.state_dir().join("openclaw.json");
+    // 100 deep used to overflow a runtime worker's stack at reload and kill the gateway.
+    for (n, depth) in [(1, 100), (2, 10_000)] {
+        let tmp = file.with_extension("tmp");
+        std::fs::write(&tmp, nested_config(depth)).unwrap();
+        std::fs::rename(&tmp, &file).unwrap();
+        let ev = gw.wait_audit("config.reload #{n}", |_| reloads(&gw).len() >= n);
+        let ev = reloads(&gw).get(n - 1).cloned().unwrap_or(ev);
+        assert_eq!(ev["ok"], false, "{ev}");
+        let why = ev["error"].as_str().unwrap_or_default();
+        assert!(
+            why.contains("line 2: ") && why.contains("deeper than 32"),
+            "{ev}"
+        );
+        assert_eq!(
+            c.call("health", json!({})).await["ok"],
+            true,
+            "depth {depth}"
+        );
+    }
+    let mut gw = gw;
+    assert!(gw.child.try_wait().unwrap().is_none(), "{}", gw.stderr());
+    assert!(!gw.stderr().contains("overflowed"), "{}", gw.stderr());
+    // A new connection is served too.
+    let (mut d, _) = Client::authed(&gw.url(), TOKEN).await;
+    assert_eq!(d.call("health", json!({})).await["ok"], true);
+}
+
+fn reloads(gw: &Gw) -> Vec<Value> {
+    gw.audit()
+        .into_iter()
+        .filter(|v| v["event"] == "config.reload")
+        .collect()
+}

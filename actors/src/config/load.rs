@@ -1,4 +1,4 @@
-//! Reading the config file: JSON5 through the `config` crate, `${VAR}` expansion with the
+//! Reading the config file: JSON5 (nesting bounded before parsing), `${VAR}` expansion with the
 //! key path, then typed deserialization that names the dotted path of any bad key.
 
 use std::path::{Path, PathBuf};
@@ -46,10 +46,28 @@ pub enum ConfigError {
         /// The variable name.
         var: String,
     },
+    /// `[`/`{` nested deeper than [`MAX_NESTING`]: refused before parsing, because the
+    /// JSON5 parser and the typed conversion recurse once per level and would overflow the
+    /// stack (about 80 levels on a 2 MiB runtime worker) instead of failing.
+    #[error("{file}: line {line}: arrays/objects nested deeper than {limit} levels (no valid config needs more than a few; remove the extra `[`/`{{` nesting)")]
+    TooDeep {
+        /// The config file.
+        file: PathBuf,
+        /// 1-based line of the bracket that crosses the limit.
+        line: usize,
+        /// The limit ([`MAX_NESTING`]).
+        limit: usize,
+    },
     /// A setting that is not valid in combination with others, or not supported yet.
     #[error("{0}")]
     Refused(String),
 }
+
+/// Deepest `[`/`{` nesting a config file may have. The full schema nests 5 levels (the
+/// top-level object, then `gateway.nodes.commands.allow[]`; see
+/// `tests/fixtures/config/ok-full-schema.json5`); 32 leaves ample headroom and stays far
+/// below the depth at which parsing overflows a runtime worker's stack (about 80).
+pub const MAX_NESTING: usize = 32;
 
 /// Loads and types the file at `path`, expanding `${VAR}` through `env`.
 pub fn load_file(
@@ -73,21 +91,76 @@ pub fn parse_str(
         file: file.to_path_buf(),
         msg,
     };
+    if let Some(line) = nesting_exceeds(text, MAX_NESTING) {
+        return Err(ConfigError::TooDeep {
+            file: file.to_path_buf(),
+            line,
+            limit: MAX_NESTING,
+        });
+    }
     let mut value = if text.trim().is_empty() {
         Value::Object(Default::default())
     } else {
-        config::Config::builder()
-            .add_source(config::File::from_str(text, config::FileFormat::Json5))
-            .build()
-            .map_err(|e| parse_err(format!("not valid JSON5: {e}")))?
-            .try_deserialize::<Value>()
-            .map_err(|e| parse_err(format!("not valid JSON5: {e}")))?
+        // Straight to a value: the `config` crate used before read top-level keys as path
+        // expressions, so `"a.b.c…"` nested without brackets (and overflowed the stack).
+        json5::from_str::<Value>(text).map_err(|e| parse_err(format!("not valid JSON5: {e}")))?
     };
     if !value.is_object() {
         return Err(parse_err("the top level must be an object".into()));
     }
     expand_vars(&mut value, "", file, env)?;
     typed(value, file)
+}
+
+/// The 1-based line on which the `[`/`{` nesting of JSON5 `text` first exceeds `limit`, or
+/// `None`. Brackets inside strings (single or double quoted, with `\` escapes) and inside
+/// `//` and `/* */` comments do not count; unbalanced closers never take the depth below 0.
+/// Linear in the text and non-recursive, so it is safe on any input.
+pub fn nesting_exceeds(text: &str, limit: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    let (mut i, mut depth, mut line) = (0, 0usize, 1usize);
+    while i < b.len() {
+        match b[i] {
+            b'\n' => line += 1,
+            q @ (b'"' | b'\'') => {
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    if b[i] == b'\\' {
+                        i += 1; // the escaped byte, which may be a line continuation
+                    }
+                    if b.get(i) == Some(&b'\n') {
+                        line += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i + 1 < b.len() && b[i + 1] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i < b.len() && !(b[i] == b'*' && b.get(i + 1) == Some(&b'/')) {
+                    if b[i] == b'\n' {
+                        line += 1;
+                    }
+                    i += 1;
+                }
+                i += 1; // now on the closing `/` (or past the end)
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return Some(line);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Expands `${VAR}` in every string, in place.
@@ -201,66 +274,4 @@ pub fn file_hash(path: &Path) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn no_env(_: &str) -> Option<String> {
-        None
-    }
-
-    #[test]
-    fn expand_table() {
-        let env = |v: &str| match v {
-            "A" => Ok::<_, String>("1".to_string()),
-            "LONG_NAME_2" => Ok("two".to_string()),
-            other => Err(other.to_string()),
-        };
-        let cases = [
-            ("plain", Ok("plain")),
-            ("${A}", Ok("1")),
-            ("x${A}y${LONG_NAME_2}z", Ok("x1ytwoz")),
-            ("cost $5", Ok("cost $5")),
-            ("${not closed", Ok("${not closed")),
-            ("${1BAD}", Ok("${1BAD}")),
-            ("${MISSING}", Err("MISSING")),
-        ];
-        for (input, want) in cases {
-            let got = expand_str(input, env);
-            assert_eq!(got.as_deref().map_err(|e| e.as_str()), want, "{input}");
-        }
-    }
-
-    #[test]
-    fn camel_case_survives_the_config_crate() {
-        let text = r#"{ gateway: { rateLimit: { maxRequests: 7, windowMs: 1000 },
-                        auth: { rateLimit: { maxAttempts: 3 } } } // comment
-                      }"#;
-        let c = parse_str(text, Path::new("t.json5"), &no_env).unwrap();
-        assert_eq!(c.gateway.rate_limit.unwrap().max_requests, Some(7));
-        assert_eq!(c.gateway.auth.rate_limit.unwrap().max_attempts, Some(3));
-    }
-
-    #[test]
-    fn unknown_key_names_dotted_path() {
-        let text = r#"{"gateway":{"auth":{"tokn":"x"}}}"#;
-        match parse_str(text, Path::new("f.json"), &no_env) {
-            Err(ConfigError::UnknownKey { path, .. }) => assert_eq!(path, "gateway.auth.tokn"),
-            other => panic!("{other:?}"),
-        }
-        match parse_str(r#"{"gatway":{}}"#, Path::new("f.json"), &no_env) {
-            Err(ConfigError::UnknownKey { path, .. }) => assert_eq!(path, "gatway"),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn missing_var_names_key_and_var() {
-        let text = r#"{"gateway":{"auth":{"token":"${NOPE_TOKEN}"}}}"#;
-        let e = parse_str(text, Path::new("f.json"), &no_env).unwrap_err();
-        let msg = e.to_string();
-        assert!(
-            msg.contains("gateway.auth.token") && msg.contains("NOPE_TOKEN"),
-            "{msg}"
-        );
-    }
-}
+mod tests;
