@@ -31,6 +31,11 @@
 //!   (alternating, `--rounds` times): invokes/s and p50/p99 with gateway/direct ratios.
 //!   Markdown (or JSON) on stdout, progress on stderr. See `benches/load/relay.rs`.
 //!
+//! - `garbage --url U --token T [--connections 200] [--seconds 5]` — one client's `health`
+//!   p50/p99 alone, then while N authenticated connections send only invalid frames
+//!   (pipelined, reconnecting whenever closed); JSON with both and their ratios. See
+//!   `benches/garbage-flood.sh` for old binary vs new.
+//!
 //! Common options: `--url` (default `$GW_URL` or `ws://127.0.0.1:18789`), `--token`
 //! (default `$GW_TOKEN` / `$OPENCLAW_GATEWAY_TOKEN`), `--timeout-ms` (10000),
 //! `--connect-parallel` (16 for rpc, 32 for idle: the gateway admits at most 32 unauthenticated
@@ -48,6 +53,8 @@ mod args;
 mod client;
 #[path = "load/echo.rs"]
 mod echo;
+#[path = "load/garbage.rs"]
+mod garbage;
 #[path = "load/gateway.rs"]
 mod gateway;
 #[path = "load/markdown.rs"]
@@ -77,7 +84,7 @@ use client::Target;
 use stats::first_errors;
 
 const USAGE: &str =
-    "usage: cargo bench --bench load -- <echo-server|rpc|handshakes|idle|report|nodes> [options]
+    "usage: cargo bench --bench load -- <echo-server|rpc|handshakes|idle|report|nodes|garbage> [options]
   echo-server --port P [--tls]
   rpc         --url U --token T --connections N --seconds S --method health [--params JSON] [--json]
   handshakes  --url U --token T --workers W --seconds S [--json]
@@ -86,6 +93,7 @@ const USAGE: &str =
               [--health-conns 1,50] [--startup-runs 5]   (PEER=1: also the real gateway)
   nodes       [--nodes 10] [--seconds 4] [--warmup-seconds 0.5] [--rounds 3]
               [--inflight 1,32,256] [--per-conn 8] [--node-workers 2] [--json]
+  garbage     --url U --token T [--connections 200] [--seconds 5] [--json]
 see the //! header of benches/load.rs";
 
 const KNOWN: &[&str] = &[
@@ -160,6 +168,13 @@ fn dispatch(rt: &Runtime, mode: &str, a: &Args, nofile: u64) -> Result<i32, Stri
             Ok(0)
         }
         "nodes" => nodes_mode(rt, a),
+        "garbage" => {
+            let t = target(a)?;
+            let conns = a.num("--connections", 200)?;
+            let v = rt.block_on(garbage::run(&t, conns, a.num("--seconds", 5.0)?))?;
+            print_json(a, &v);
+            Ok(0)
+        }
         other => Err(format!("unknown mode {other:?}")),
     }
 }

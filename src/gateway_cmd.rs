@@ -38,6 +38,7 @@ pub fn run(global: &Global, args: GatewayArgs) -> i32 {
             return EXIT_CONFIG;
         }
     };
+    raise_open_file_limit();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -49,6 +50,36 @@ pub fn run(global: &Global, args: GatewayArgs) -> i32 {
         }
     };
     rt.block_on(serve(settings, started, Some(reload)))
+}
+
+/// Raises the open-file soft limit to the hard limit (systemd's default soft limit of 1,024
+/// would cap the gateway at about 960 connections) and logs both; the connection cap
+/// (`gateway.connections.max`) is then sized from what is in force.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    // RLIM_INFINITY is not a valid soft limit for descriptors; Linux caps at nr_open.
+    let target = hard.min(1 << 20);
+    if soft >= target {
+        return tracing::info!(soft, hard, "open-file limit");
+    }
+    match setrlimit(Resource::RLIMIT_NOFILE, target, hard) {
+        Ok(()) => tracing::info!(
+            from = soft,
+            to = target,
+            hard,
+            "open-file soft limit raised"
+        ),
+        Err(e) => tracing::warn!(
+            soft,
+            hard,
+            error = %e,
+            "cannot raise the open-file soft limit; connections are capped by it \
+             (set LimitNOFILE= in the service unit)"
+        ),
+    }
 }
 
 /// `openclaw tunnel run [NAME...]`: the tunnel supervisor in the foreground, no listeners.

@@ -345,3 +345,130 @@ fn require_setting_decides_skip_or_fail() {
         );
     }
 }
+
+/// `openclaw ARGS` run inside `ns` against the gateway's loopback listener there.
+fn cli_in(ns: &NetNs, gw: &Gw, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &ns.name, common::bin()])
+        .args(args)
+        .env_clear()
+        .env("HOME", &gw.home)
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("OPENCLAW_GATEWAY_TOKEN", TOKEN)
+        .env("OPENCLAW_GATEWAY_PORT", gw.port.to_string());
+    common::run_bounded(cmd)
+}
+
+/// Opens up to `n` idle TCP connections to `addr`; returns them and how many were refused
+/// at once with the cap's answer (read back with a short timeout).
+fn flood(addr: SocketAddr, n: usize) -> (Vec<TcpStream>, usize, String) {
+    let mut held = Vec::new();
+    let mut refused = 0;
+    let mut sample = String::new();
+    for _ in 0..n {
+        let Ok(mut s) = TcpStream::connect_timeout(&addr, patience()) else {
+            continue;
+        };
+        s.set_read_timeout(Some(Duration::from_millis(30))).unwrap();
+        let mut b = [0u8; 512];
+        match s.read(&mut b) {
+            Ok(k) if k > 0 => {
+                refused += 1;
+                sample = String::from_utf8_lossy(&b[..k]).into_owned();
+            }
+            Ok(_) => refused += 1,  // closed at once
+            Err(_) => held.push(s), // nothing to read: accepted and waiting for a request
+        }
+    }
+    (held, refused, sample)
+}
+
+/// Defect 3: under a soft limit of 256 open files, 600 idle connections from a remote peer
+/// take at most the remote share of the cap (budget 192 minus the loopback reserve of 32);
+/// the rest get the 503 answer, the gateway never runs out of descriptors, and loopback
+/// health checks and an authenticated admin client still get in.
+#[tokio::test]
+async fn idle_flood_cannot_exhaust_descriptors() {
+    let Some(ns) = require("netns", NetNs::create()) else {
+        return;
+    };
+    let mut opts = ns.opts(
+        &["--bind", "lan"],
+        Some(r#"{ gateway: { connections: { perAddress: 100000 } } }"#),
+    );
+    opts.nofile = Some((256, 256));
+    let gw = Gw::start(opts);
+    let addr = SocketAddr::from((ns.inside(), gw.port));
+    let (held, refused, sample) = flood(addr, 600);
+    eprintln!(
+        "idle flood: {} held, {refused} refused at accept ({:?})",
+        held.len(),
+        sample.lines().next()
+    );
+    assert_eq!(held.len(), 160, "remote share: 192 - 32 reserve");
+    assert_eq!(refused, 440);
+    assert!(sample.starts_with("HTTP/1.1 503"), "{sample}");
+    assert!(sample.contains("gateway.connections.max"), "{sample}");
+    // Loopback still gets in: /healthz and an authenticated admin round trip.
+    let (code, out, err) = cli_in(&ns, &gw, &["health", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    for _ in 0..20 {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "curl", "-s", "-m", "5"])
+            .arg(format!("http://127.0.0.1:{}/healthz", gw.port))
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("\"ok\":true"),
+            "{out:?}"
+        );
+    }
+    let log = gw.stderr();
+    assert!(!log.contains("Too many open files"), "{log}");
+    assert!(
+        log.contains("open-file limit"),
+        "the limit is logged: {log}"
+    );
+    assert!(
+        log.contains("connections refused at accept"),
+        "refusals are logged: {log}"
+    );
+    // Closing the flood frees the slots.
+    drop(held);
+    let deadline = Instant::now() + patience();
+    loop {
+        let (again, _, _) = flood(addr, 10);
+        if again.len() == 10 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slots not released");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Defect 3: the per-address cap applies at accept, before any request: the 6th
+/// connection from one remote address gets 429 naming `gateway.connections.perAddress`.
+#[test]
+fn per_address_cap_applies_before_the_upgrade() {
+    let Some(ns) = require("netns", NetNs::create()) else {
+        return;
+    };
+    let gw = Gw::start(ns.opts(
+        &["--bind", "lan"],
+        Some(r#"{ gateway: { connections: { perAddress: 5 } } }"#),
+    ));
+    let addr = SocketAddr::from((ns.inside(), gw.port));
+    let (held, refused, sample) = flood(addr, 8);
+    assert_eq!((held.len(), refused), (5, 3), "{sample}");
+    assert!(sample.starts_with("HTTP/1.1 429"), "{sample}");
+    assert!(
+        sample.contains(&format!(
+            "too many connections from {} (limit 5, gateway.connections.perAddress)",
+            ns.outside()
+        )),
+        "{sample}"
+    );
+    drop(held);
+    let (code, out, err) = cli_in(&ns, &gw, &["health", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+}

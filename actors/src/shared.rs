@@ -303,6 +303,8 @@ pub struct Hub {
     pub limiter: Arc<Limiter>,
     /// Pre-auth connections per client address.
     pub preauth: Arc<PreauthTable>,
+    /// Open connections, capped at accept (`gateway.connections`).
+    pub conns: Arc<crate::guard::conncap::ConnTable>,
     /// Audit producer handle.
     pub audit: AuditHandle,
     /// The served TLS pair, when the listeners speak TLS.
@@ -597,6 +599,7 @@ impl Hub {
             tunnels: Arc::default(),
             limiter: Arc::new(limiter),
             preauth: Arc::default(),
+            conns: Arc::new(crate::guard::conncap::ConnTable::for_this_process()),
             audit,
             tls,
             nodes: Arc::default(),

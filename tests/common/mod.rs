@@ -135,6 +135,8 @@ pub struct Opts {
     pub no_token: bool,
     /// Run inside this network namespace (`ip netns exec NAME`).
     pub netns: Option<String>,
+    /// Open-file limits `(soft, hard)` to start under (`prlimit --nofile=S:H`).
+    pub nofile: Option<(u64, u64)>,
 }
 
 /// A running gateway process; killed on drop.
@@ -209,15 +211,21 @@ pub fn client_command(home: &Path, env: &[(&str, &str)], args: &[&str]) -> Comma
 }
 
 fn command(home: &Path, opts: &Opts) -> Command {
-    let mut cmd = match &opts.netns {
-        Some(ns) => {
-            // `ip netns exec` execs the program: the child pid is the gateway's.
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns, bin()]);
-            c
-        }
-        None => Command::new(bin()),
-    };
+    // `ip netns exec` and `prlimit` exec the program: the child pid is the gateway's.
+    let mut argv: Vec<String> = Vec::new();
+    if let Some(ns) = &opts.netns {
+        argv.extend(["ip", "netns", "exec", ns].map(String::from));
+    }
+    if let Some((soft, hard)) = opts.nofile {
+        argv.extend([
+            "prlimit".into(),
+            format!("--nofile={soft}:{hard}"),
+            "--".into(),
+        ]);
+    }
+    argv.push(bin().to_string());
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
     cmd.env_clear()
         .env("HOME", home)
         .env("PATH", std::env::var("PATH").unwrap_or_default())

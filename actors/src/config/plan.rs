@@ -11,7 +11,9 @@ use crate::secret::Secret;
 pub struct Plan {
     /// Keys that apply live (in this order): "gateway.auth.token", "gateway.auth.password",
     /// "gateway.allowedIPs", "gateway.trustedProxies", "gateway.auth.trustedProxy",
-    /// "gateway.rateLimit", "OPENCLAW_MAX_PREAUTH_CONNECTIONS_PER_IP", "gateway.auth.rateLimit".
+    /// "gateway.rateLimit", "OPENCLAW_MAX_PREAUTH_CONNECTIONS_PER_IP", "gateway.auth.rateLimit",
+    /// "gateway.tailscale.auth.allowedUsers", "gateway.auth.identityScopes",
+    /// "gateway.connections", "logging.level", "tunnels".
     pub apply: Vec<&'static str>,
     /// Keys that changed but need a restart: "gateway.port", "gateway.bind",
     /// "gateway.auth.mode", "gateway.tls", "gateway.tailscale.mode",
@@ -40,7 +42,7 @@ fn changed<const N: usize>(table: [(&'static str, bool); N]) -> Vec<&'static str
 }
 
 /// Live keys, each with whether it differs.
-fn live_keys(old: &Settings, new: &Settings) -> [(&'static str, bool); 12] {
+fn live_keys(old: &Settings, new: &Settings) -> [(&'static str, bool); 13] {
     let (p, q) = (&new.policy, &old.policy);
     [
         (
@@ -75,6 +77,7 @@ fn live_keys(old: &Settings, new: &Settings) -> [(&'static str, bool); 12] {
             "gateway.auth.identityScopes",
             p.tailscale_scopes != q.tailscale_scopes,
         ),
+        ("gateway.connections", p.connections != q.connections),
         ("logging.level", old.log_level != new.log_level),
         ("tunnels", old.tunnels != new.tunnels),
     ]

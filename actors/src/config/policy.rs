@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::load::ConfigError;
 use super::resolve::{invalid, AuthMode, AuthSettings};
 use super::schema::FileConfig;
+use crate::guard::conncap::ConnLimits;
 use crate::guard::ipset::IpSet;
 use crate::guard::limiter::RateConfig;
 use crate::guard::{Policy, ProxyAuth, DEFAULT_MAX_PREAUTH_PER_IP};
@@ -87,6 +88,7 @@ pub fn resolve_policy(
             .filter(|u| !u.is_empty())
             .collect(),
         tailscale_scopes: g.auth.identity_scopes.clone(),
+        connections: resolve_connections(g.connections.as_ref(), cfg)?,
     })
 }
 
@@ -230,4 +232,26 @@ fn resolve_rate(
         .min(u64::from(u32::MAX)) as u32,
         exempt_loopback: exempt.unwrap_or(d.exempt_loopback),
     }))
+}
+
+/// `gateway.connections`: zero is refused (it would lock everyone out).
+fn resolve_connections(
+    c: Option<&super::schema::ConnectionsConfig>,
+    cfg: &Path,
+) -> Result<ConnLimits, ConfigError> {
+    let d = ConnLimits::default();
+    let Some(c) = c else { return Ok(d) };
+    let positive = |v: Option<u32>, key: &str| match v {
+        Some(0) => Err(ConfigError::Invalid {
+            file: cfg.to_path_buf(),
+            path: format!("gateway.connections.{key}"),
+            msg: "must be at least 1 (remove the key for the default)".into(),
+        }),
+        v => Ok(v),
+    };
+    Ok(ConnLimits {
+        max: positive(c.max, "max")?,
+        per_address: positive(c.per_address, "perAddress")?.unwrap_or(d.per_address),
+        loopback_reserve: c.loopback_reserve.unwrap_or(d.loopback_reserve),
+    })
 }

@@ -551,32 +551,49 @@ fn resolve_auth(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<AuthSettings, ConfigError> {
     let a = &file.gateway.auth;
-    let pick = |flag: &Option<Secret>, flag_name, env_name, file_v: &Option<Secret>, key| {
-        if let Some(s) = flag.clone().filter(|s| !s.is_unset()) {
-            return Some((s, Source::Flag(flag_name)));
-        }
-        if let Some(s) = env(env_name).map(Secret::new).filter(|s| !s.is_unset()) {
-            return Some((s, Source::Env(env_name)));
-        }
-        file_v
-            .clone()
-            .filter(|s| !s.is_unset())
-            .map(|s| (s, Source::File(cfg.to_path_buf(), key)))
+    // A secret that is set but blank, `undefined`/`null` or a published placeholder is refused
+    // (also on loopback), naming where it came from; an empty environment variable counts as
+    // unset (`Environment=OPENCLAW_GATEWAY_TOKEN=` in a unit file).
+    let weak = |what: &str, src: Source| {
+        ConfigError::Refused(format!(
+            "the gateway {what} ({src}) is blank, a published example placeholder, or the \
+             literal string undefined/null; generate a real secret with `openclaw token \
+             generate` (or `openssl rand -hex 32`)"
+        ))
     };
+    let pick =
+        |what: &str, flag: &Option<Secret>, flag_name, env_name, file_v: &Option<Secret>, key| {
+            let mut found = Vec::new();
+            if let Some(s) = flag.clone() {
+                found.push((s, Source::Flag(flag_name)));
+            }
+            if let Some(s) = env(env_name).filter(|v| !v.is_empty()).map(Secret::new) {
+                found.push((s, Source::Env(env_name)));
+            }
+            if let Some(s) = file_v.clone() {
+                found.push((s, Source::File(cfg.to_path_buf(), key)));
+            }
+            match found.into_iter().next() {
+                Some((s, src)) if known_weak_secret(s.expose()) => Err(weak(what, src)),
+                other => Ok(other),
+            }
+        };
     let token = pick(
+        "token",
         &inputs.token,
         "--token",
         "OPENCLAW_GATEWAY_TOKEN",
         &a.token,
         "gateway.auth.token",
-    );
+    )?;
     let password = pick(
+        "password",
         &inputs.password,
         "--password",
         "OPENCLAW_GATEWAY_PASSWORD",
         &a.password,
         "gateway.auth.password",
-    );
+    )?;
     let (mode_str, mode_src) = match (&inputs.auth, &a.mode) {
         (Some(m), _) => (Some(m.as_str()), Source::Flag("--auth")),
         (None, Some(m)) => (
@@ -671,6 +688,21 @@ fn check_token_rules(
         )));
     }
     Ok(())
+}
+
+/// The secrets the real gateway refuses whatever the bind: blank, the literal strings
+/// `undefined`/`null` (a template that lost its variable), and the placeholders from the
+/// published examples.
+pub fn known_weak_secret(secret: &str) -> bool {
+    const PLACEHOLDERS: &[&str] = &[
+        "undefined",
+        "null",
+        "change-me-now",
+        "change-me-to-a-long-random-token",
+        "change-me-to-a-strong-password",
+    ];
+    let v = secret.trim();
+    v.is_empty() || PLACEHOLDERS.iter().any(|p| v.eq_ignore_ascii_case(p))
 }
 
 /// Checks a secret against the `tokenValidation` rules; the error names the failed rule.

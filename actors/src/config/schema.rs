@@ -70,6 +70,8 @@ pub struct GatewayConfig {
     pub reload: Option<ReloadConfig>,
     /// Prometheus `/metrics`.
     pub metrics: Option<MetricsConfig>,
+    /// Caps on open connections (`{max, perAddress, loopbackReserve}`), checked at accept.
+    pub connections: Option<ConnectionsConfig>,
     /// Handshake timeout in ms (default 15000; env `OPENCLAW_HANDSHAKE_TIMEOUT_MS`).
     pub handshake_timeout_ms: Option<u64>,
     /// `tick` interval in ms (default 30000).
@@ -346,4 +348,17 @@ pub struct AuditConfig {
     pub max_bytes: Option<u64>,
     /// Rotated files kept, `audit.jsonl.1` … `audit.jsonl.<keep>` (default 10, at least 1).
     pub keep: Option<u32>,
+}
+
+/// `gateway.connections`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConnectionsConfig {
+    /// Open connections in all (default: what the open-file limit leaves room for; never
+    /// more).
+    pub max: Option<u32>,
+    /// Open connections from one remote address that is not a trusted proxy (default 256).
+    pub per_address: Option<u32>,
+    /// Slots of `max` that only loopback peers may use (default 32).
+    pub loopback_reserve: Option<u32>,
 }

@@ -3,6 +3,7 @@
 //! often it may ask (request rate limit). Everything here is decided on the HTTP request,
 //! before the WebSocket upgrade, from a [`Policy`] snapshot that hot reload swaps whole.
 
+pub mod conncap;
 pub mod forwarded;
 pub mod ipset;
 pub mod limiter;
@@ -55,6 +56,8 @@ pub struct Policy {
     pub tailscale_users: Vec<String>,
     /// `gateway.auth.identityScopes` (extra scopes for a verified Tailscale login).
     pub tailscale_scopes: Option<crate::config::schema::IdentityScopes>,
+    /// `gateway.connections`: the caps checked at accept.
+    pub connections: conncap::ConnLimits,
 }
 
 /// Who an admitted request is.

@@ -22,6 +22,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::audit::AuditEvent;
+use crate::guard::conncap::ConnPermit;
 use crate::guard::forwarded::{ForwardError, Forwarding};
 use crate::guard::limiter_actor;
 use crate::guard::{Admission, Policy, Refusal};
@@ -53,6 +54,7 @@ pub async fn handle(
     mut req: Request<hyper::body::Incoming>,
     peer: SocketAddr,
     ctx: Arc<HttpCtx>,
+    socket: Arc<ConnPermit>,
 ) -> Result<Resp, Infallible> {
     let hub = &ctx.hub;
     let live = hub.live.get();
@@ -90,7 +92,13 @@ pub async fn handle(
         Err(r) => return Ok(refuse(hub, peer, r, req.uri().path()).await),
     };
     if is_upgrade(&req) {
-        return Ok(upgrade(&mut req, peer, &ctx, &live.policy, admission, ingress).await);
+        let up = Upgrade {
+            peer,
+            admission,
+            ingress,
+            socket,
+        };
+        return Ok(upgrade(&mut req, &ctx, &live.policy, up).await);
     }
     if req.uri().path() == "/metrics" {
         let local = ctx.managed.is_none()
@@ -350,22 +358,49 @@ async fn too_many(
     r
 }
 
+/// What admission learned about an upgrade request.
+struct Upgrade {
+    peer: SocketAddr,
+    admission: Admission,
+    ingress: Option<crate::tailscale::parse::Ingress>,
+    socket: Arc<ConnPermit>,
+}
+
 /// The WebSocket upgrade: a valid key, not stopping, the admission permits, then the
 /// connection facts and socket go to the SessionManager once hyper hands the socket over.
 async fn upgrade(
     req: &mut Request<hyper::body::Incoming>,
-    peer: SocketAddr,
     ctx: &Arc<HttpCtx>,
     policy: &Policy,
-    admission: Admission,
-    ingress: Option<crate::tailscale::parse::Ingress>,
+    up: Upgrade,
 ) -> Resp {
+    let Upgrade {
+        peer,
+        admission,
+        ingress,
+        socket,
+    } = up;
     let hub = &ctx.hub;
-    let Some(key) = ws_key(req.headers()) else {
-        return text_resp(
-            StatusCode::BAD_REQUEST,
-            "bad websocket upgrade: need Sec-WebSocket-Key and version 13\n".into(),
-        );
+    let key = match ws_key(req.headers()) {
+        Ok(k) => k,
+        Err(KeyError::Version) => {
+            // RFC 6455 §4.2.2: answer with the version we speak.
+            let mut r = text_resp(
+                StatusCode::UPGRADE_REQUIRED,
+                "unsupported Sec-WebSocket-Version: this gateway speaks version 13\n".into(),
+            );
+            r.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+            return r;
+        }
+        Err(KeyError::Key) => {
+            return text_resp(
+                StatusCode::BAD_REQUEST,
+                "bad websocket upgrade: need one Sec-WebSocket-Key of 16 bytes in base64\n".into(),
+            )
+        }
     };
     if hub.registry.stopping() {
         return text_resp(
@@ -380,10 +415,11 @@ async fn upgrade(
     let mut facts = conn_facts(req.headers(), peer, &admission);
     facts.tailscale = ingress;
     let facts = Arc::new(facts);
-    let admitted = match permits(hub, peer, policy, &admission).await {
+    let mut admitted = match permits(hub, peer, policy, &admission).await {
         Ok(a) => a,
         Err(refused) => return refused,
     };
+    admitted.socket = Some(socket);
     let on_upgrade = hyper::upgrade::on(req);
     let sessions = ctx.sessions.clone();
     tokio::spawn(async move {
@@ -408,12 +444,27 @@ async fn upgrade(
     switching_protocols(&key)
 }
 
+/// Why an upgrade request's key headers are refused.
+#[derive(Debug, PartialEq, Eq)]
+enum KeyError {
+    /// `Sec-WebSocket-Version` is missing or not 13 (426 with the version we speak).
+    Version,
+    /// `Sec-WebSocket-Key` is missing, repeated, or not 16 bytes in base64 (400).
+    Key,
+}
+
 /// The client's `Sec-WebSocket-Key`, when the request is a version-13 upgrade.
-fn ws_key(h: &hyper::HeaderMap) -> Option<HeaderValue> {
-    let v13 = h
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .is_some_and(|v| v == "13");
-    h.get(header::SEC_WEBSOCKET_KEY).filter(|_| v13).cloned()
+fn ws_key(h: &hyper::HeaderMap) -> Result<HeaderValue, KeyError> {
+    let mut versions = h.get_all(header::SEC_WEBSOCKET_VERSION).iter();
+    if !(versions.next().is_some_and(|v| v == "13") && versions.next().is_none()) {
+        return Err(KeyError::Version);
+    }
+    let mut keys = h.get_all(header::SEC_WEBSOCKET_KEY).iter();
+    match (keys.next(), keys.next()) {
+        // 16 bytes in base64 are 24 characters ending in "==" (RFC 6455 §4.2.1).
+        (Some(k), None) if k.len() == 24 && k.as_bytes().ends_with(b"==") => Ok(k.clone()),
+        _ => Err(KeyError::Key),
+    }
 }
 
 /// What the upgrade learned about the connection (one `Arc` from here to the session and
@@ -491,6 +542,7 @@ async fn permits(
         limit_key,
         preauth: Some(preauth),
         conn,
+        socket: None,
     })
 }
 

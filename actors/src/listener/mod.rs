@@ -22,6 +22,11 @@ use http::HttpCtx;
 /// How long a client may take to send request headers.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The most request-line-plus-header bytes a client may send (Node's default); more gets
+/// 431. It is also hyper's read-buffer cap, so a connection that has not upgraded pins at
+/// most this much buffered input however slowly it sends.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
 /// The listener actor.
 pub struct ListenerActor;
 
@@ -161,37 +166,108 @@ pub(crate) async fn accept_loop(listener: TcpListener, ctx: Arc<HttpCtx>) {
         .tls
         .as_ref()
         .map(|t| tokio_rustls::TlsAcceptor::from(t.server_config()));
+    let mut refusals = Throttle::default();
+    let mut accept_errors = Throttle::default();
     loop {
         match listener.accept().await {
             Ok((tcp, peer)) => {
+                let permit = match admit_socket(&ctx, peer) {
+                    Ok(p) => Arc::new(p),
+                    Err(r) => {
+                        // Never read: the answer costs no buffer, and the fd closes now.
+                        let _ = tcp.try_write(&r.http_answer());
+                        if let Some(n) = refusals.hit() {
+                            tracing::warn!(
+                                %peer,
+                                reason = r.reason(),
+                                refused = n,
+                                open = ctx.hub.conns.open(),
+                                "connections refused at accept (gateway.connections)"
+                            );
+                        }
+                        continue;
+                    }
+                };
                 let _ = tcp.set_nodelay(true);
                 let ctx = ctx.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     match tls {
-                        Some(acceptor) => serve_tls(tcp, peer, ctx, acceptor).await,
-                        None => serve(tcp, peer, ctx).await,
+                        Some(acceptor) => serve_tls(tcp, peer, ctx, acceptor, permit).await,
+                        None => serve(tcp, peer, ctx, permit).await,
                     }
                 });
             }
             Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
+                // EMFILE and friends: back off instead of spinning, and say so once per
+                // interval (the connection cap keeps this from happening in normal runs).
+                if let Some(n) = accept_errors.hit() {
+                    tracing::warn!(error = %e, failures = n, "accept failed");
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
 }
 
+/// The `gateway.connections` slot for a new socket from `peer`.
+fn admit_socket(
+    ctx: &HttpCtx,
+    peer: SocketAddr,
+) -> Result<crate::guard::conncap::ConnPermit, crate::guard::conncap::ConnRefusal> {
+    use crate::guard::conncap::PeerClass;
+    let live = ctx.hub.live.get();
+    let ip = peer.ip();
+    let class = if ip.is_loopback() || ip.to_canonical().is_loopback() {
+        PeerClass::Loopback
+    } else if live.policy.trusted_proxies.contains(ip) {
+        PeerClass::Proxy
+    } else {
+        PeerClass::Remote
+    };
+    ctx.hub.conns.try_open(ip, class, &live.policy.connections)
+}
+
+/// Logs a repeated condition at most once per [`Throttle::EVERY`], with the count since.
+#[derive(Default)]
+struct Throttle {
+    last: Option<tokio::time::Instant>,
+    count: u64,
+}
+
+impl Throttle {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    /// Counts one; `Some(count)` when it is time to log.
+    fn hit(&mut self) -> Option<u64> {
+        self.count += 1;
+        let now = tokio::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Self::EVERY)
+        {
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.count))
+    }
+}
+
 /// Serves HTTP/1.1 (with upgrades) on one connection.
-async fn serve<I>(io: I, peer: SocketAddr, ctx: Arc<HttpCtx>)
-where
+async fn serve<I>(
+    io: I,
+    peer: SocketAddr,
+    ctx: Arc<HttpCtx>,
+    permit: Arc<crate::guard::conncap::ConnPermit>,
+) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let svc = service_fn(move |req| http::handle(req, peer, ctx.clone()));
+    let svc = service_fn(move |req| http::handle(req, peer, ctx.clone(), permit.clone()));
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES)
+        .max_header_size(MAX_HEADER_BYTES)
         .keep_alive(true)
         .serve_connection(TokioIo::new(io), svc)
         .with_upgrades();
@@ -214,6 +290,7 @@ async fn serve_tls(
     peer: SocketAddr,
     ctx: Arc<HttpCtx>,
     acceptor: tokio_rustls::TlsAcceptor,
+    permit: Arc<crate::guard::conncap::ConnPermit>,
 ) {
     let mut first = [0u8; 1];
     match tokio::time::timeout(HEADER_READ_TIMEOUT, tcp.peek(&mut first)).await {
@@ -228,7 +305,7 @@ async fn serve_tls(
         _ => return,
     }
     match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(stream)) => serve(stream, peer, ctx).await,
+        Ok(Ok(stream)) => serve(stream, peer, ctx, permit).await,
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
     }

@@ -30,6 +30,11 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 /// The WebSocket type sessions use.
 pub type WsStream = WebSocketStream<GuardedIo<Box<dyn Io>>>;
 
+/// Inbound frames a connection may have waiting for its session: the reader stops reading
+/// (and TCP pushes back on the client) until the session catches up, so one flooding client
+/// holds a bounded queue and gets its turn like everyone else.
+pub const MAX_INBOUND_QUEUED: usize = 32;
+
 /// How long a closing socket waits for the peer's close frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 /// How long an aborted connection (a slow consumer) waits for a stalled write before the
@@ -66,6 +71,7 @@ pub struct Outbound {
     tx: mpsc::UnboundedSender<Out>,
     queued: Arc<AtomicUsize>,
     abort: Arc<watch::Sender<bool>>,
+    inbound: Arc<tokio::sync::Semaphore>,
 }
 
 /// Result of queueing a frame.
@@ -140,6 +146,11 @@ impl Outbound {
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::Acquire)
     }
+
+    /// The session took one inbound frame: the reader may queue another.
+    pub fn inbound_taken(&self) {
+        self.inbound.add_permits(1);
+    }
 }
 
 // === impl Seen ===
@@ -167,10 +178,12 @@ pub fn spawn(
     let (reader_tx, from_reader) = mpsc::channel(2);
     let (abort_tx, abort) = watch::channel(false);
     let queued = Arc::new(AtomicUsize::new(0));
+    let inbound = Arc::new(tokio::sync::Semaphore::new(MAX_INBOUND_QUEUED));
     let out = Outbound {
         tx,
         queued: queued.clone(),
         abort: Arc::new(abort_tx),
+        inbound: inbound.clone(),
     };
     let seen = Arc::new(Seen {
         base: tokio::time::Instant::now(),
@@ -179,10 +192,13 @@ pub fn spawn(
     let (sink, stream) = ws.split();
     let reader = tokio::spawn(read_loop(
         stream,
-        reader_tx,
-        session.clone(),
-        stats.clone(),
-        seen.clone(),
+        Reader {
+            to_writer: reader_tx,
+            session: session.clone(),
+            stats: stats.clone(),
+            seen: seen.clone(),
+            inbound,
+        },
     ));
     let w = Writer {
         rx,
@@ -197,20 +213,39 @@ pub fn spawn(
     (out, task)
 }
 
-/// Forwards inbound frames to the session until the peer closes or the socket fails.
-async fn read_loop(
-    mut stream: Stream,
+/// What the reader holds besides the stream.
+struct Reader {
     to_writer: mpsc::Sender<FromReader>,
     session: SessionRef,
     stats: Arc<ConnStats>,
     seen: Arc<Seen>,
-) {
+    /// One permit per frame the session has not taken yet ([`MAX_INBOUND_QUEUED`]).
+    inbound: Arc<tokio::sync::Semaphore>,
+}
+
+/// Forwards inbound frames to the session until the peer closes or the socket fails.
+async fn read_loop(mut stream: Stream, r: Reader) {
+    let Reader {
+        to_writer,
+        session,
+        stats,
+        seen,
+        inbound,
+    } = r;
     let closed = |error: Option<String>| SessionMsg::SocketClosed {
         code: None,
         reason: String::new(),
         error,
     };
-    while let Some(msg) = stream.next().await {
+    loop {
+        // Wait for room in the session's queue before reading the next frame.
+        match inbound.acquire().await {
+            Ok(p) => p.forget(),
+            Err(_) => return,
+        }
+        let Some(msg) = stream.next().await else {
+            break;
+        };
         seen.touch();
         let text = match msg {
             Ok(Message::Text(t)) => t.as_str().to_owned(),
@@ -227,12 +262,15 @@ async fn read_loop(
                 });
                 return;
             }
-            Ok(_) => continue, // ping/pong: tungstenite answers pings itself
+            Ok(_) => {
+                // ping/pong: tungstenite answers pings itself; nothing went to the session.
+                inbound.add_permits(1);
+                continue;
+            }
             Err(e) => {
-                if is_too_big(&e) {
-                    let _ = to_writer
-                        .send(FromReader::Close(1009, "max payload size exceeded"))
-                        .await;
+                // RFC 6455 §7.1.7: fail the connection with a close frame, not a bare FIN.
+                if let Some((code, reason)) = close_for(&e) {
+                    let _ = to_writer.send(FromReader::Close(code, reason)).await;
                 }
                 let _ = session.cast(closed(Some(describe(&e))));
                 return;
@@ -376,11 +414,30 @@ async fn close(sink: &mut Sink, code: u16, reason: &str, abort: &mut watch::Rece
     let _ = stall_guarded(sink.send(Message::Close(Some(frame))), abort).await;
 }
 
-fn is_too_big(e: &WsError) -> bool {
+/// The close frame a read error earns (RFC 6455 §7.4.1): 1009 for an oversize message, 1007
+/// for a text message that is not UTF-8, 1002 for any other protocol violation (unmasked
+/// frame, reserved opcode or RSV bit, fragmented or oversize control frame). `None` when the
+/// socket itself failed: there is no one left to tell.
+pub(crate) fn close_for(e: &WsError) -> Option<(u16, &'static str)> {
     match e {
-        WsError::Io(io) => is_oversize(io),
-        WsError::Capacity(_) => true,
-        _ => false,
+        WsError::Io(io) if is_oversize(io) => Some((1009, "max payload size exceeded")),
+        WsError::Capacity(_) => Some((1009, "max payload size exceeded")),
+        WsError::Utf8(_) => Some((1007, "invalid utf-8 in text frame")),
+        WsError::Protocol(p) => Some((1002, protocol_reason(p))),
+        _ => None,
+    }
+}
+
+/// A short, fixed close reason for a protocol violation (never echoes client bytes).
+fn protocol_reason(p: &tokio_tungstenite::tungstenite::error::ProtocolError) -> &'static str {
+    use tokio_tungstenite::tungstenite::error::ProtocolError as P;
+    match p {
+        P::UnmaskedFrameFromClient => "unmasked frame from client",
+        P::NonZeroReservedBits => "reserved bits set",
+        P::UnknownControlFrameType(_) | P::UnknownDataFrameType(_) => "reserved opcode",
+        P::FragmentedControlFrame | P::ControlFrameTooBig => "invalid control frame",
+        P::InvalidCloseSequence | P::InvalidOpcode(_) => "invalid frame sequence",
+        _ => "protocol error",
     }
 }
 

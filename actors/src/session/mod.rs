@@ -40,6 +40,10 @@ use methods::{Call, Dispatch};
 /// Most requests one session may have running off the actor (disk reads, actor calls).
 pub const MAX_IN_FLIGHT: usize = 64;
 
+/// Invalid frames in a row after which a connection is closed 1008: a client that only sends
+/// garbage stops costing the gateway answers.
+pub const MAX_INVALID_RUN: u32 = 8;
+
 /// The session actor.
 pub struct SessionActor;
 
@@ -52,6 +56,8 @@ pub struct Admitted {
     pub preauth: Option<PreauthPermit>,
     /// Its `maxConnections` slot.
     pub conn: Option<ConnPermit>,
+    /// Its socket's slot under `gateway.connections` (shared with the HTTP task).
+    pub socket: Option<Arc<crate::guard::conncap::ConnPermit>>,
 }
 
 /// What every session uses: the shared parts (its methods read all of them: `status`
@@ -166,6 +172,8 @@ pub struct SessionState {
     seq: u64,
     /// Requests running off the actor (≤ [`MAX_IN_FLIGHT`]).
     in_flight: usize,
+    /// Invalid frames since the last valid one ([`MAX_INVALID_RUN`]).
+    invalid_run: u32,
     frame_limit: Arc<AtomicUsize>,
     opened: Instant,
     close: Option<(u16, String)>,
@@ -230,6 +238,7 @@ impl Actor for SessionActor {
             phase: Phase::Handshake,
             seq: 0,
             in_flight: 0,
+            invalid_run: 0,
             frame_limit: a.frame_limit,
             opened: Instant::now(),
             close: None,
@@ -252,10 +261,13 @@ impl Actor for SessionActor {
                 format!("actor=session msg={}", msg.kind())
             });
             match msg {
-                SessionMsg::Inbound(text) => match st.phase {
-                    Phase::Handshake => handshake::on_first_frame(&me, st, text).await,
-                    Phase::Ready(_) => on_request(&me, st, text),
-                },
+                SessionMsg::Inbound(text) => {
+                    st.out.inbound_taken();
+                    match st.phase {
+                        Phase::Handshake => handshake::on_first_frame(&me, st, text).await,
+                        Phase::Ready(_) => on_request(&me, st, text),
+                    }
+                }
                 SessionMsg::Reply { id, result, timing } => {
                     st.in_flight = st.in_flight.saturating_sub(1);
                     let (slot, started) = timing;
@@ -322,10 +334,22 @@ impl Actor for SessionActor {
 /// method table.
 fn on_request(me: &SessionRef, st: &mut SessionState, text: String) {
     let req = match parse_request(&text) {
-        Ok(r) => r,
+        Ok(r) => {
+            st.invalid_run = 0;
+            r
+        }
         Err(e) => {
             let id = e.response_id();
-            return st.respond(me, &id, Err(ErrorShape::invalid_frame(&e.to_string())));
+            st.respond(me, &id, Err(ErrorShape::invalid_frame(&e.to_string())));
+            st.invalid_run += 1;
+            if st.invalid_run >= MAX_INVALID_RUN {
+                tracing::info!(
+                    run = st.invalid_run,
+                    "closing 1008: too many invalid frames in a row"
+                );
+                st.close_with(me, 1008, "too many invalid frames");
+            }
+            return;
         }
     };
     let started = Instant::now();

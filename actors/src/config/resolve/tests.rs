@@ -451,3 +451,75 @@ fn audit_rotation_defaults_and_bounds() {
     let err = run("{audit:{maxbytes:8192}}").unwrap_err().to_string();
     assert!(err.contains("maxbytes"), "unknown keys are refused: {err}");
 }
+
+#[test]
+fn placeholder_secrets_are_refused_on_loopback_too() {
+    let d = tmp("placeholder");
+    let home = d.to_str().unwrap().to_string();
+    let host = fake_host(&["127.0.0.1"], false);
+    let env = env_of(&[("HOME", &home)]);
+    let placeholders = [
+        "change-me-now",
+        "change-me-to-a-long-random-token",
+        "CHANGE-ME-TO-A-STRONG-PASSWORD",
+        "undefined",
+        " null ",
+        "",
+        "   ",
+    ];
+    for p in placeholders {
+        // as a flag, a token and a password
+        for (inputs, src) in [
+            (
+                Inputs {
+                    token: Some(Secret::new(p.to_string())),
+                    ..Default::default()
+                },
+                "--token",
+            ),
+            (
+                Inputs {
+                    password: Some(Secret::new(p.to_string())),
+                    ..Default::default()
+                },
+                "--password",
+            ),
+        ] {
+            let err = resolve_with(&inputs, &env, &host).unwrap_err().to_string();
+            assert!(
+                err.contains("published example placeholder") && err.contains(src),
+                "{p:?}: {err}"
+            );
+            assert!(err.contains("openclaw token generate"), "{err}");
+        }
+        // from the file, naming the key
+        let cfg = write_cfg(
+            &d,
+            &format!(r#"{{"gateway":{{"auth":{{"token":{}}}}}}}"#, json_str(p)),
+        );
+        let inputs = Inputs {
+            config: Some(cfg.clone()),
+            ..Default::default()
+        };
+        let err = resolve_with(&inputs, &env, &host).unwrap_err().to_string();
+        assert!(err.contains("gateway.auth.token"), "{p:?}: {err}");
+    }
+    // From the environment: whitespace or a placeholder is refused, empty counts as unset.
+    let refused = env_of(&[("HOME", &home), ("OPENCLAW_GATEWAY_TOKEN", "change-me-now")]);
+    let err = resolve_with(&Inputs::default(), &refused, &host)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("OPENCLAW_GATEWAY_TOKEN"), "{err}");
+    let empty = env_of(&[("HOME", &home), ("OPENCLAW_GATEWAY_TOKEN", "")]);
+    assert!(resolve_with(&Inputs::default(), &empty, &host).is_ok());
+    // A real secret that merely contains a placeholder is fine.
+    let fine = Inputs {
+        token: Some(Secret::new("change-me-now-Xq7d9f2k".to_string())),
+        ..Default::default()
+    };
+    assert!(resolve_with(&fine, &env, &host).is_ok());
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
