@@ -2,76 +2,31 @@
 //! readers (`openclaw logs`, `audit.tail`) see every `seq` in order across files; a SIGKILL
 //! under load leaves a log that parses and continues gaplessly after a restart (a torn tail
 //! is repaired); a full disk fails closed (new connections 503, `/readyz` 503) and recovers
-//! without losing an event once space is freed. The disk-full test mounts its own small
-//! tmpfs (root only; requirement key `tmpfs`).
+//! without losing an event once space is freed; a disk that fills *while* clients log in
+//! leaves no torn fragment or repeated `seq`, and no hello-ok without its `auth.ok` on disk
+//! (issue 14, defect 2; the scenario lives in `support/fulldisk.rs`, shared with
+//! `tests/chaos.rs`). The disk-full tests mount their own small tmpfs (root only; requirement
+//! key `tmpfs`).
 
 mod common;
+#[path = "support/fulldisk.rs"]
+mod fulldisk;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{http_get, patience, require, run_bounded, temp_dir, Client, Gw, Opts, TOKEN};
+use common::{http_get, patience, require, temp_dir, Client, Gw, Opts, TOKEN};
+use fulldisk::{assert_gapless, audit_files, events_in, readyz, Tmpfs};
 use serde_json::{json, Value};
 
 /// Rotation small enough to rotate often, with every file kept.
 const SMALL: &str = r#"{ audit: { maxBytes: 8192, keep: 1000 } }"#;
 
-/// `<dir>/audit.jsonl.N` … `.1`, `audit.jsonl`: every existing file, oldest first.
-fn audit_files(logs: &Path) -> Vec<PathBuf> {
-    let base = logs.join("audit.jsonl");
-    let mut n = 0;
-    while logs.join(format!("audit.jsonl.{}", n + 1)).exists() {
-        n += 1;
-    }
-    let mut files: Vec<PathBuf> = (1..=n)
-        .rev()
-        .map(|i| logs.join(format!("audit.jsonl.{i}")))
-        .collect();
-    if base.exists() {
-        files.push(base);
-    }
-    files
-}
-
 /// Every line of every file, in order; each must parse.
 fn all_events(logs: &Path) -> Vec<Value> {
     events_in(logs, false)
-}
-
-/// Every line of every file, in order; each must parse. With `allow_torn`, a partial last
-/// line (no newline) of the current file is left out.
-fn events_in(logs: &Path, allow_torn: bool) -> Vec<Value> {
-    let mut out = Vec::new();
-    for f in audit_files(logs) {
-        let mut text = std::fs::read_to_string(&f).unwrap();
-        if allow_torn && !text.ends_with('\n') {
-            let keep = text.rfind('\n').map_or(0, |i| i + 1);
-            text.truncate(keep);
-        }
-        for l in text.lines() {
-            let v = serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("{}: unparsable line {l:?}: {e}", f.display()));
-            out.push(v);
-        }
-    }
-    out
-}
-
-/// Asserts that the seqs are exactly 1..=N in order; returns N.
-fn assert_gapless(events: &[Value]) -> u64 {
-    for (i, v) in events.iter().enumerate() {
-        assert_eq!(
-            v["seq"].as_u64(),
-            Some(i as u64 + 1),
-            "seq {} at position {i} (want {}): {v}",
-            v["seq"],
-            i + 1
-        );
-    }
-    events.len() as u64
 }
 
 /// Polls `f` until it returns `Some`, within the patience.
@@ -331,56 +286,6 @@ async fn sigkill_under_audit_load_then_restart_continues_the_log() {
     eprintln!("sigkill: {n} events before the kill, {m} after the restart");
 }
 
-/// A tmpfs of `size` mounted on `dir`, unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
-        if !is_root() {
-            return Err("not root: mounting a tmpfs needs CAP_SYS_ADMIN".into());
-        }
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        let mut cmd = Command::new("mount");
-        cmd.args([
-            "-t",
-            "tmpfs",
-            "-o",
-            &format!("size={size},mode=0700"),
-            "tmpfs",
-        ])
-        .arg(dir);
-        let (code, _, err) = run_bounded(cmd);
-        if code != 0 {
-            return Err(format!("mount -t tmpfs failed ({code}): {}", err.trim()));
-        }
-        Ok(Tmpfs(dir.to_path_buf()))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let mut cmd = Command::new("umount");
-        cmd.arg(&self.0);
-        if run_bounded(cmd).0 != 0 {
-            // still busy: detach it now, the kernel frees it when the last user goes
-            let mut lazy = Command::new("umount");
-            lazy.arg("-l").arg(&self.0);
-            let _ = run_bounded(lazy);
-        }
-    }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
 /// A raw WebSocket upgrade request: (status, body).
 fn raw_upgrade(port: u16) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -422,11 +327,6 @@ fn raw_upgrade(port: u16) -> (u16, String) {
     (common::http_status(&text), body)
 }
 
-fn readyz(port: u16) -> (u16, Value) {
-    let (code, body) = http_get(port, "/readyz");
-    (code, serde_json::from_str(&body).unwrap_or(Value::Null))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_fails_closed_then_recovers_without_losing_an_event() {
     let home = temp_dir("diskfull");
@@ -447,6 +347,7 @@ async fn a_full_disk_fails_closed_then_recovers_without_losing_an_event() {
 
     // new sessions write audit events until a write fails; then the log is failing
     let mut held = Vec::new();
+    let mut refused = 0;
     let failing = {
         let deadline = Instant::now() + patience();
         loop {
@@ -465,10 +366,12 @@ async fn a_full_disk_fails_closed_then_recovers_without_losing_an_event() {
                     let mut c = Client::from_ws(ws);
                     let params = common::connect_params(TOKEN, "cli", "cli", &["operator.read"]);
                     let (_, res) = c.connect_with(params).await;
-                    assert_eq!(
-                        res["ok"], true,
-                        "an accepted upgrade completes its handshake"
-                    );
+                    // hello-ok only once its auth.ok is on disk; else the audit refusal
+                    if res["ok"] != true {
+                        let msg = res["error"]["message"].as_str().unwrap_or("");
+                        assert!(msg.contains("audit log cannot be written"), "{res}");
+                        refused += 1;
+                    }
                     held.push(c);
                 }
             }
@@ -519,7 +422,8 @@ async fn a_full_disk_fails_closed_then_recovers_without_losing_an_event() {
             .then_some(ev)
     });
     assert_gapless(&events);
-    // every session accepted while the disk was full is in the log
+    // every session accepted while the disk was full is in the log, and so is the auth.ok of
+    // a login refused because it could not be written then (conn.close says it was refused)
     let opens = events.iter().filter(|v| v["event"] == "conn.open").count();
     let oks = events.iter().filter(|v| v["event"] == "auth.ok").count();
     assert_eq!(
@@ -532,6 +436,22 @@ async fn a_full_disk_fails_closed_then_recovers_without_losing_an_event() {
         held.len() + 2,
         "auth.ok for a, b and each held session"
     );
+    let refusals = events
+        .iter()
+        .filter(|v| v["event"] == "conn.close" && v["code"] == 1013)
+        .count();
+    assert_eq!(refusals, refused, "a conn.close 1013 per refused login");
     drop(held);
     drop(gw);
+}
+
+/// Defect 2 (issue 14): the disk fills *while* clients log in. Before the fix the log kept a
+/// torn fragment glued to the next record and the failed batch's `seq`s twice, and logins on
+/// accepted upgrades got hello-ok while their `auth.ok` could not be written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_filling_during_logins_leaves_no_torn_or_repeated_line_and_no_unaudited_hello() {
+    let Some(r) = fulldisk::logins_through_a_full_disk("diskfill").await else {
+        return;
+    };
+    assert!(r.hello_ok > 0 && r.lines > 0, "{r:?}");
 }

@@ -11,8 +11,12 @@
 //! The file rotates at a batch boundary past `audit.maxBytes` ([`rotate`]); `seq` runs on
 //! across files and [`read`] reads them as one stream. While a write fails the log is
 //! *failing*: `/readyz` says so and new connections are refused ([`AuditHandle::refusal`])
-//! until a write succeeds again; queued events wait and are retried, never dropped.
+//! until a write succeeds again; queued events wait and are retried, never dropped. A batch
+//! goes in whole or not at all: a failed write is cut back to the last good length before the
+//! retry ([`commit`]), so no torn fragment or repeated `seq` stays in the file. A login is
+//! answered hello-ok only once its `auth.ok` is on disk ([`AuditHandle::durable`]).
 
+mod commit;
 pub mod events;
 pub mod read;
 pub mod rotate;
@@ -51,6 +55,9 @@ pub enum AuditCmd {
     Event(AuditEvent),
     /// Reply once everything queued before is on disk.
     Flush(oneshot::Sender<()>),
+    /// Reply `true` once everything queued before is on disk, `false` as soon as an attempt
+    /// to write it fails (the events stay queued and are retried).
+    Sync(oneshot::Sender<bool>),
 }
 
 /// Counters visible in `status`.
@@ -193,6 +200,24 @@ impl AuditHandle {
             return false;
         }
         matches!(tokio::time::timeout(timeout, done).await, Ok(Ok(())))
+    }
+
+    /// Whether everything queued before this call is on disk: `false` at once while the log
+    /// is failing, else the outcome of the writer's next attempt (`false` if it fails: full
+    /// disk, I/O error; or if the writer is gone). Gates answers that must not go out
+    /// unaudited: a login's hello-ok waits for its `auth.ok`. No timer: the writer answers
+    /// every attempt. The wait runs on the blocking pool, which keeps a paused test clock
+    /// from jumping ahead while the writer thread syncs.
+    pub async fn durable(&self) -> bool {
+        if self.stats.failing() {
+            return false;
+        }
+        let (ack, done) = oneshot::channel();
+        if self.tx.send(AuditCmd::Sync(ack)).await.is_err() {
+            return false;
+        }
+        let wait = tokio::task::spawn_blocking(move || done.blocking_recv().unwrap_or(false));
+        wait.await.unwrap_or(false)
     }
 
     /// Events written so far.

@@ -2,7 +2,8 @@
 //! `O_APPEND`, fsyncs once per batch (group commit), rotates at a batch boundary (see
 //! [`super::rotate`]), and on start recovers the sequence number and removes a partial last
 //! line left by a crash. A failed write is cut back to the last good length and retried with
-//! the same `seq`s, so nothing is lost, repeated or torn.
+//! the same `seq`s, so nothing is lost, repeated or torn ([`super::commit`] decides how).
+//! `Sync` waiters hear the outcome of each attempt; `Flush` waiters only of success.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::commit::{complete_len, prepare, Prepare};
 use super::rotate::{numbered, Rotation, Step};
 use super::{AuditCmd, AuditEvent, AuditStats, RxSlot, AUDIT_BATCH};
 use crate::shared::{lock, now_ms};
@@ -50,10 +52,7 @@ fn last_seq(path: &Path, repair: bool) -> std::io::Result<(Option<u64>, bool)> {
     let mut tail = Vec::new();
     f.read_to_end(&mut tail)?;
     let mut truncated = false;
-    let complete = match tail.iter().rposition(|b| *b == b'\n') {
-        Some(i) => i + 1,
-        None => 0,
-    };
+    let complete = complete_len(&tail);
     if repair && complete < tail.len() {
         f.set_len(start + complete as u64)?;
         truncated = true;
@@ -175,14 +174,16 @@ impl Sink {
         Ok(n)
     }
 
-    /// Removes what a failed write may have left after `len`.
+    /// Removes what a failed write may have left after `len` (see [`super::commit`]). The
+    /// file is opened `O_APPEND`, so the next write goes to the new end.
     fn cut_back(&mut self) -> std::io::Result<()> {
-        let actual = self.file.metadata()?.len();
-        if actual > self.len {
-            self.file.set_len(self.len)?;
-            self.file.sync_data()?;
-        } else {
-            self.len = actual;
+        match prepare(self.len, self.file.metadata()?.len()) {
+            Prepare::Append => {}
+            Prepare::CutBack(to) => {
+                self.file.set_len(to)?;
+                self.file.sync_data()?;
+            }
+            Prepare::Adopt(len) => self.len = len,
         }
         self.dirty = false;
         Ok(())
@@ -227,6 +228,42 @@ fn rotated_header(path: &Path, next_seq: u64, offset: u64) -> AuditEvent {
     AuditEvent::audit_rotated(&name, next_seq.saturating_sub(1), offset)
 }
 
+/// Who waits for the batch being written: `Flush` until it is on disk, `Sync` for the
+/// outcome of the next attempt.
+#[derive(Default)]
+struct Waiting {
+    flushes: Vec<tokio::sync::oneshot::Sender<()>>,
+    syncs: Vec<tokio::sync::oneshot::Sender<bool>>,
+}
+
+impl Waiting {
+    /// Files a command: an event joins the batch, a waiter joins this list.
+    fn take(&mut self, cmd: AuditCmd, pending: &mut Vec<AuditEvent>) {
+        match cmd {
+            AuditCmd::Event(e) => pending.push(e),
+            AuditCmd::Flush(a) => self.flushes.push(a),
+            AuditCmd::Sync(a) => self.syncs.push(a),
+        }
+    }
+
+    /// The batch is on disk: everyone hears so.
+    fn written(&mut self) {
+        for a in self.flushes.drain(..) {
+            let _ = a.send(());
+        }
+        for a in self.syncs.drain(..) {
+            let _ = a.send(true);
+        }
+    }
+
+    /// An attempt failed: `Sync` waiters hear it now, `Flush` waiters wait for the retry.
+    fn failed(&mut self) {
+        for a in self.syncs.drain(..) {
+            let _ = a.send(false);
+        }
+    }
+}
+
 /// Marks the audit log unwritable (`/readyz` fails, new connections are refused).
 fn failed(stats: &AuditStats, path: &Path, what: &str, e: &std::io::Error) {
     stats.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -258,19 +295,17 @@ pub(super) fn run(path: PathBuf, rotation: Rotation, slot: RxSlot, stats: Arc<Au
     if recovered {
         pending.push(AuditEvent::audit_recovered());
     }
-    let mut acks = Vec::new();
+    let mut waiting = Waiting::default();
     loop {
         if pending.is_empty() {
             match rx.blocking_recv() {
-                Some(AuditCmd::Event(e)) => pending.push(e),
-                Some(AuditCmd::Flush(a)) => acks.push(a),
+                Some(cmd) => waiting.take(cmd, &mut pending),
                 None => break,
             }
         }
         while pending.len() < AUDIT_BATCH {
             match rx.try_recv() {
-                Ok(AuditCmd::Event(e)) => pending.push(e),
-                Ok(AuditCmd::Flush(a)) => acks.push(a),
+                Ok(cmd) => waiting.take(cmd, &mut pending),
                 Err(_) => break,
             }
         }
@@ -287,13 +322,13 @@ pub(super) fn run(path: PathBuf, rotation: Rotation, slot: RxSlot, stats: Arc<Au
                     .written
                     .fetch_add(pending.len() as u64, Ordering::Relaxed);
                 pending.clear();
-                for a in acks.drain(..) {
-                    let _ = a.send(());
-                }
+                waiting.written();
             }
             Err(e) => {
-                // Keep the events and retry with the same seqs: audit never drops silently.
+                // Keep the events and retry with the same seqs (the next attempt first cuts
+                // this one back): audit never drops silently.
                 failed(&stats, &path, "audit write failed; retrying", &e);
+                waiting.failed();
                 std::thread::sleep(RETRY_PAUSE);
             }
         }

@@ -102,6 +102,10 @@ pub(super) async fn on_first_frame(me: &SessionRef, st: &mut SessionState, text:
             device_id,
             device_token,
         }) => {
+            // Its `auth.ok` is queued: no hello-ok until it is on disk (fail closed).
+            if !st.ctx.hub.audit.durable().await {
+                return fail(st, unaudited(st), 1013, "audit log cannot be written");
+            }
             let granted = Granted {
                 method,
                 scopes,
@@ -158,6 +162,17 @@ fn starting() -> ErrorShape {
     let mut e = ErrorShape::unavailable("gateway starting; retry shortly");
     e.retry_after_ms = Some(500);
     e.with_details(json!({"reason": "auth-unavailable"}))
+}
+
+/// The refusal of a login whose `auth.ok` could not be written (retryable).
+fn unaudited(st: &SessionState) -> ErrorShape {
+    let path = st.ctx.hub.audit.path.display().to_string();
+    let mut e = ErrorShape::unavailable(format!(
+        "audit log cannot be written ({path}): refusing logins until it can; \
+         check disk space and permissions"
+    ));
+    e.retry_after_ms = Some(1000);
+    e.with_details(json!({"reason": "audit-unwritable"}))
 }
 
 /// What the Auth actor granted.
