@@ -37,12 +37,15 @@
 //! - [`state`]: state-dir files (atomic 0600 writes, runtime token).
 //! - [`secret`]: masked secrets and constant-time comparison.
 //! - [`gateway`]: start and stop a gateway (several may run in one process).
+//! - `fuzzing` (hidden): the fuzz entry points shared by `fuzz/` and the corpus replay test.
 
 #![forbid(unsafe_code)]
 
 pub mod audit;
 pub mod auth;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod guard;
 pub mod listener;

@@ -248,4 +248,26 @@ mod tests {
                               "requiredScopes":["operator.read"]}})
         );
     }
+
+    #[test]
+    fn numbers_in_params_keep_their_exact_value() {
+        // Found by fuzzing: without serde_json's float_roundtrip, 220E22 parsed one ulp
+        // off, so a relayed frame carried a different number than the client sent.
+        for n in [
+            "220E22",
+            "0.1",
+            "1e-7",
+            "2.2e24",
+            "8.200000000000001",
+            "1.7976931348623157e308",
+        ] {
+            let text = format!(r#"{{"type":"req","id":"1","method":"m","params":[{n}]}}"#);
+            let req = parse_request(&text).unwrap();
+            let want: f64 = n.parse().unwrap();
+            let got = req.params.as_ref().and_then(|p| p[0].as_f64());
+            assert_eq!(got, Some(want), "{n}");
+            let again = json!({"type": "req", "id": "1", "method": "m", "params": req.params});
+            assert_eq!(parse_request(&again.to_string()), Ok(req), "{n}");
+        }
+    }
 }
