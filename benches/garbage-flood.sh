@@ -27,9 +27,10 @@ cleanup() {
   if [ -n "${WT:-}" ]; then git worktree remove --force "$WT" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
+LOG=$(mktemp)
 
 run() { cargo bench -q --bench load -- garbage --url "ws://127.0.0.1:$1" --token $TOKEN \
-  --connections "$CONNS" --seconds "$SECS" --json 2>/dev/null | tail -1; }
+  --connections "$CONNS" --seconds "$SECS" --json 2>"$LOG" || cat "$LOG" >&2; }
 row() { python3 -c 'import json,sys; d=json.loads(sys.argv[2]); a=d["alone"]; u=d["underFlood"]
 print("| %s | %.3f / %.3f | %.3f / %.3f | %.1f× / %.1f× | %d | %d | %d |" % (sys.argv[1],
   a["p50"], a["p99"], u["p50"], u["p99"], d["p50Ratio"], d["p99Ratio"], d["garbageSent"],

@@ -23,9 +23,8 @@ struct Flood {
     closed_1008: AtomicU64,
 }
 
-/// Sequential `health` calls on one connection for `seconds`: latencies and errors.
-async fn legit(t: &Target, seconds: f64) -> Result<(Lat, u64), String> {
-    let (mut c, _) = open(t).await?;
+/// Sequential `health` calls on `c` for `seconds`: latencies and errors.
+async fn legit(c: &mut crate::client::Conn, seconds: f64) -> Result<(Lat, u64), String> {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let (mut lat, mut errors) = (Vec::new(), 0u64);
     while Instant::now() < deadline {
@@ -80,14 +79,16 @@ async fn flooder(t: Target, stop: Arc<AtomicBool>, f: Arc<Flood>) {
 
 /// Runs the baseline, then the flood; JSON with both latencies and their ratio.
 pub async fn run(t: &Target, connections: usize, seconds: f64) -> Result<Value, String> {
-    let (alone, alone_err) = legit(t, seconds).await?;
+    // Opened before the flood: the flood's reconnects fill the pre-auth cap of loopback.
+    let (mut c, _) = open(t).await?;
+    let (alone, alone_err) = legit(&mut c, seconds).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let flood = Arc::new(Flood::default());
     let tasks: Vec<_> = (0..connections)
         .map(|_| tokio::spawn(flooder(t.clone(), stop.clone(), flood.clone())))
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (under, under_err) = legit(t, seconds).await?;
+    let (under, under_err) = legit(&mut c, seconds).await?;
     stop.store(true, Ordering::Relaxed);
     for task in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
