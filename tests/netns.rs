@@ -423,6 +423,18 @@ async fn idle_flood_cannot_exhaust_descriptors() {
             "{out:?}"
         );
     }
+    let metrics = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "curl", "-s", "-m", "5"])
+        .arg(format!("http://127.0.0.1:{}/metrics", gw.port))
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    for want in [
+        "openclaw_gateway_refused_total{reason=\"connection_cap\"} 440",
+        "openclaw_gateway_sockets_max 192",
+    ] {
+        assert!(metrics.contains(want), "{want} not in /metrics:\n{metrics}");
+    }
     let log = gw.stderr();
     assert!(!log.contains("Too many open files"), "{log}");
     assert!(

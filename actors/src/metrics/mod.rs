@@ -256,6 +256,21 @@ impl Collector for Scrape {
             "WebSocket connections open now.",
             h.registry.connection_count() as f64,
         )?;
+        gauge(
+            &mut e,
+            "openclaw_gateway_sockets_open",
+            "TCP connections open now (HTTP and WebSocket), counted against gateway.connections.",
+            f64::from(h.conns.open()),
+        )?;
+        gauge(
+            &mut e,
+            "openclaw_gateway_sockets_max",
+            "The connection ceiling in force (gateway.connections.max, never above the open-file budget).",
+            f64::from(crate::guard::conncap::effective_max(
+                &h.live.get().policy.connections,
+                h.conns.budget(),
+            )),
+        )?;
         counter(
             &mut e,
             "openclaw_gateway_connections_accepted",
@@ -303,6 +318,11 @@ impl Collector for Scrape {
             ("preauth_cap".to_string(), n(&c.preauth_refused)),
             ("max_connections".to_string(), n(&h.limiter.conns_denied)),
             ("audit_unwritable".to_string(), n(&h.audit.stats.refused)),
+            ("connection_cap".to_string(), n(&h.conns.refused_full)),
+            (
+                "per_address_cap".to_string(),
+                n(&h.conns.refused_per_address),
+            ),
         ];
         counters_by(
             &mut e,
