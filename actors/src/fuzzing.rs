@@ -308,11 +308,12 @@ fn with_scratch(f: impl FnOnce(&Path)) {
     });
 }
 
-/// `logs.tail` paging over an in-memory file. The first line is the params object, the
-/// rest is the file. Invariants: the read stays within `maxBytes` and the answer within
-/// `limit` lines; the cursor lands on a line boundary between the read start and the end;
-/// asking again at that cursor with nothing appended returns no lines and the same cursor;
-/// paging from 0 with a large `maxBytes` returns every complete line exactly once.
+/// `logs.tail` paging over an in-memory file that grows. The first line is the params
+/// object, the rest is the file; a first read sees its first half, a second read (at the
+/// cursor the first handed out) all of it. Invariants: each read stays within `maxBytes`,
+/// `limit` lines and the data; every page is a run of consecutive complete lines of the
+/// file (never the rest of a line); reading again at a cursor with nothing appended returns
+/// nothing; paging from 0 with no bounds returns every complete line.
 pub fn logs_cursor(data: &[u8]) {
     let (head, file) = match data.iter().position(|b| *b == b'\n') {
         Some(i) => (&data[..i], &data[i + 1..]),
@@ -324,33 +325,20 @@ pub fn logs_cursor(data: &[u8]) {
     let Ok(p) = TailParams::parse(Some(&params)) else {
         return;
     };
-    let size = file.len() as u64;
-    let v = tail_mem(file, p);
-    let cursor = v["cursor"].as_u64().expect("cursor");
-    let lines = v["lines"].as_array().map_or(0, Vec::len);
-    let start = logtail::window(p, size).start;
-    assert!(size - start <= p.max_bytes, "read past maxBytes");
-    assert!(lines <= p.limit, "more than limit lines");
-    assert!(
-        start <= cursor && cursor <= size,
-        "cursor {cursor} outside {start}..={size}"
-    );
-    assert!(cursor == 0 || file[cursor as usize - 1] == b'\n' || cursor == start);
-    let next = TailParams {
+    let prefix = &file[..file.len() / 2];
+    let cursor = checked_page(prefix, p);
+    let at = TailParams {
         cursor: Some(cursor),
         ..p
     };
-    let again = tail_mem(file, next);
+    let again = tail_mem(prefix, at);
+    assert_eq!(again["cursor"].as_u64(), Some(cursor), "cursor moved");
     assert_eq!(
-        again["cursor"].as_u64(),
-        Some(cursor),
-        "cursor moved with nothing new"
-    );
-    assert_eq!(
-        again["lines"].as_array().map_or(0, Vec::len),
-        0,
+        again["lines"].as_array().map(Vec::len),
+        Some(0),
         "lines repeated"
     );
+    checked_page(file, at);
     let all = TailParams {
         cursor: Some(0),
         limit: usize::MAX,
@@ -359,17 +347,44 @@ pub fn logs_cursor(data: &[u8]) {
     let whole = tail_mem(file, all);
     let want = file.iter().filter(|b| **b == b'\n').count();
     assert_eq!(
-        whole["lines"].as_array().map_or(0, Vec::len),
-        want,
-        "paging lost lines"
+        whole["lines"].as_array().map(Vec::len),
+        Some(want),
+        "lines lost"
     );
+}
+
+/// One page of `file` per `p`, checked; its cursor.
+fn checked_page(file: &[u8], p: TailParams) -> u64 {
+    let v = tail_mem(file, p);
+    let size = file.len() as u64;
+    let start = logtail::window(p, size).start;
+    let cursor = v["cursor"].as_u64().expect("cursor");
+    let lines: Vec<&str> = v["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(size - start <= p.max_bytes, "read past maxBytes");
+    assert!(lines.len() <= p.limit, "more than limit lines");
+    assert!(
+        start <= cursor && cursor <= size,
+        "cursor {cursor} outside {start}..={size}"
+    );
+    let end = file.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let text = String::from_utf8_lossy(&file[..end]);
+    let complete: Vec<&str> = text.lines().collect();
+    let run = lines.is_empty() || complete.windows(lines.len()).any(|w| w == lines.as_slice());
+    assert!(run, "page {lines:?} is not a run of complete lines");
+    cursor
 }
 
 /// `logtail::tail` over bytes instead of a file (the same window, start rule and page).
 fn tail_mem(file: &[u8], p: TailParams) -> Value {
     let size = file.len() as u64;
     let w = logtail::window(p, size);
-    let at_line_start = w.start == 0 || (p.cursor == Some(w.start) && !w.truncated && !w.reset);
+    let before = (w.start as usize).checked_sub(1).map(|i| file[i]);
+    let at_line_start = logtail::starts_line(p, w, before);
     let buf = &file[w.start as usize..];
     logtail::page("fuzz.log".into(), w, size, buf, at_line_start, p)
 }

@@ -59,11 +59,27 @@ pub fn tail(path: &Path, p: TailParams) -> std::io::Result<Value> {
     };
     let size = f.metadata()?.len();
     let w = window(p, size);
-    f.seek(SeekFrom::Start(w.start))?;
-    let mut buf = Vec::with_capacity((size - w.start) as usize);
-    f.take(size - w.start).read_to_end(&mut buf)?;
-    let at_line_start = w.start == 0 || (p.cursor == Some(w.start) && !w.truncated && !w.reset);
-    Ok(page(file_name, w, size, &buf, at_line_start, p))
+    // One byte more in front: whether the window starts a line is read, not assumed.
+    let from = w.start.saturating_sub(1);
+    f.seek(SeekFrom::Start(from))?;
+    let mut buf = Vec::with_capacity((size - from) as usize);
+    f.take(size - from).read_to_end(&mut buf)?;
+    let (before, buf) = match w.start {
+        0 => (None, &buf[..]),
+        _ => (buf.first().copied(), buf.get(1..).unwrap_or_default()),
+    };
+    let at_line_start = starts_line(p, w, before);
+    Ok(page(file_name, w, size, buf, at_line_start, p))
+}
+
+/// Whether the window `w` starts a line, given the byte before it (`None` at the start of
+/// the file). A read without a cursor always drops its first line (it is marked
+/// `truncated`). A cursor is not trusted to be a line boundary: the one handed out after a
+/// window with no newline at all points into a line, and a client may send any number, so
+/// only a preceding `\n` makes the first bytes a line (found by fuzzing: trusting the
+/// cursor returned the rest of a line as if it were a whole one).
+pub fn starts_line(p: TailParams, w: Window, before: Option<u8>) -> bool {
+    w.start == 0 || (p.cursor.is_some() && before == Some(b'\n'))
 }
 
 /// Where a read starts, per the cursor rules above, in data that ends at `size`.
@@ -246,6 +262,51 @@ mod tests {
             "cursor stops before the partial line"
         );
         assert!(v.get("truncated").is_none());
+    }
+
+    #[test]
+    fn a_cursor_inside_a_line_never_yields_the_rest_of_it_as_a_line() {
+        // A reset window with no newline hands out the end of the data as the cursor, which
+        // is inside the line still being written; following it must not return the line's
+        // tail as a line (found by fuzzing, corpus logs_cursor/crash-mid-line-cursor).
+        let p = file("c", "first\npartial-li");
+        let params = |cursor| TailParams {
+            cursor,
+            limit: 200,
+            max_bytes: 5,
+        };
+        let v = tail(&p, params(Some(999))).unwrap();
+        assert_eq!(lines(&v), Vec::<String>::new());
+        let cursor = v["cursor"].as_u64().unwrap();
+        std::fs::write(&p, "first\npartial-line\nnext\n").unwrap();
+        let v = tail(
+            &p,
+            TailParams {
+                max_bytes: 1000,
+                ..params(Some(cursor))
+            },
+        )
+        .unwrap();
+        assert_eq!(lines(&v), vec!["next"]);
+        // Any cursor a client makes up is treated the same way.
+        let v = tail(
+            &p,
+            TailParams {
+                max_bytes: 1000,
+                ..params(Some(3))
+            },
+        )
+        .unwrap();
+        assert_eq!(lines(&v), vec!["partial-line", "next"]);
+        let v = tail(
+            &p,
+            TailParams {
+                max_bytes: 1000,
+                ..params(Some(6))
+            },
+        )
+        .unwrap();
+        assert_eq!(lines(&v), vec!["partial-line", "next"]);
     }
 
     #[test]
