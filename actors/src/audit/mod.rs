@@ -38,6 +38,8 @@ pub use rotate::Rotation;
 pub const AUDIT_QUEUE: usize = 16_384;
 /// Most events written per batch (one fsync each).
 pub const AUDIT_BATCH: usize = 1_024;
+/// Longest wait for an event to be on disk before the answer it gates is refused.
+pub const AUDIT_SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One audit record: an event name and its fields. `ts` and `seq` are added by the writer.
 #[derive(Debug, Clone)]
@@ -56,8 +58,9 @@ pub enum AuditCmd {
     /// Reply once everything queued before is on disk.
     Flush(oneshot::Sender<()>),
     /// Reply `true` once everything queued before is on disk, `false` as soon as an attempt
-    /// to write it fails (the events stay queued and are retried).
-    Sync(oneshot::Sender<bool>),
+    /// to write it fails (the events stay queued and are retried). A std channel: its waiter
+    /// blocks with a wall-clock timeout ([`AuditHandle::durable`]).
+    Sync(std::sync::mpsc::Sender<bool>),
 }
 
 /// Counters visible in `status`.
@@ -204,19 +207,21 @@ impl AuditHandle {
 
     /// Whether everything queued before this call is on disk: `false` at once while the log
     /// is failing, else the outcome of the writer's next attempt (`false` if it fails: full
-    /// disk, I/O error; or if the writer is gone). Gates answers that must not go out
-    /// unaudited: a login's hello-ok waits for its `auth.ok`. No timer: the writer answers
-    /// every attempt. The wait runs on the blocking pool, which keeps a paused test clock
-    /// from jumping ahead while the writer thread syncs.
+    /// disk, I/O error), or `false` after [`AUDIT_SYNC_TIMEOUT`] (a hung disk, a writer that
+    /// cannot start). Gates answers that must not go out unaudited: a login's hello-ok waits
+    /// for its `auth.ok`. The wait blocks a thread of the blocking pool on a wall clock, so a
+    /// paused test clock neither jumps ahead while the writer thread syncs nor times it out.
     pub async fn durable(&self) -> bool {
         if self.stats.failing() {
             return false;
         }
-        let (ack, done) = oneshot::channel();
+        let (ack, done) = std::sync::mpsc::channel();
         if self.tx.send(AuditCmd::Sync(ack)).await.is_err() {
             return false;
         }
-        let wait = tokio::task::spawn_blocking(move || done.blocking_recv().unwrap_or(false));
+        let wait = tokio::task::spawn_blocking(move || {
+            done.recv_timeout(AUDIT_SYNC_TIMEOUT).unwrap_or(false)
+        });
         wait.await.unwrap_or(false)
     }
 

@@ -233,7 +233,7 @@ fn rotated_header(path: &Path, next_seq: u64, offset: u64) -> AuditEvent {
 #[derive(Default)]
 struct Waiting {
     flushes: Vec<tokio::sync::oneshot::Sender<()>>,
-    syncs: Vec<tokio::sync::oneshot::Sender<bool>>,
+    syncs: Vec<std::sync::mpsc::Sender<bool>>,
 }
 
 impl Waiting {
@@ -440,6 +440,51 @@ mod tests {
         )
         .unwrap();
         assert_eq!(all["lines"].as_array().unwrap().len(), seqs.len().min(5000));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn sync_waiters_hear_each_attempt_and_flush_waiters_only_success() {
+        let (sync, heard) = std::sync::mpsc::channel();
+        let (flush, mut flushed) = tokio::sync::oneshot::channel();
+        let (mut w, mut pending) = (Waiting::default(), Vec::new());
+        w.take(AuditCmd::Sync(sync), &mut pending);
+        w.take(AuditCmd::Flush(flush), &mut pending);
+        w.take(AuditCmd::Event(AuditEvent::new("test")), &mut pending);
+        assert_eq!(pending.len(), 1);
+        w.failed();
+        assert_eq!(heard.try_recv(), Ok(false));
+        assert!(flushed.try_recv().is_err(), "a flush waits for the retry");
+        w.written();
+        assert!(flushed.try_recv().is_ok());
+    }
+
+    #[test]
+    fn durable_means_the_event_is_on_disk() {
+        let d = std::env::temp_dir().join(format!("oc-audit-d-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let p = d.join("audit.jsonl");
+        let (h, args) = channel(p.clone());
+        let AuditArgs {
+            path,
+            rx,
+            stats,
+            tx,
+            ..
+        } = args;
+        drop(tx);
+        let t = std::thread::spawn(move || run(path, Rotation::default(), rx, stats));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            h.record(AuditEvent::new("test").with("i", 1)).await;
+            assert!(h.durable().await);
+        });
+        assert!(std::fs::read_to_string(&p).unwrap().contains("\"i\":1"));
+        drop(h);
+        t.join().unwrap();
         let _ = std::fs::remove_dir_all(&d);
     }
 
