@@ -289,10 +289,19 @@ fn fuzz_host() -> HostInfo {
     }
 }
 
+/// A scratch directory, removed when its thread ends.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Runs `f` with this thread's scratch directory (made once, reused).
 fn with_scratch(f: impl FnOnce(&Path)) {
     thread_local! {
-        static DIR: RefCell<Option<PathBuf>> = const { RefCell::new(None) };
+        static DIR: RefCell<Option<Scratch>> = const { RefCell::new(None) };
     }
     DIR.with(|d| {
         let mut d = d.borrow_mut();
@@ -300,10 +309,10 @@ fn with_scratch(f: impl FnOnce(&Path)) {
             let n = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |t| t.as_nanos());
-            std::env::temp_dir().join(format!("oc-fuzz-{}-{n}", std::process::id()))
+            Scratch(std::env::temp_dir().join(format!("oc-fuzz-{}-{n}", std::process::id())))
         });
-        if std::fs::create_dir_all(dir.as_path()).is_ok() {
-            f(dir);
+        if std::fs::create_dir_all(&dir.0).is_ok() {
+            f(&dir.0);
         }
     });
 }

@@ -75,6 +75,11 @@ fn nesting_scanner_table() {
         (r#"{a:"[[[[\"[[[[", b:'{{{\'{{{'}"#.into(), 1, None),
         // nor in comments
         ("{ // [[[[\n /* {{{{\n[[[ */ a: 1 }".into(), 1, None),
+        // a line comment ends at any JSON5 line terminator, not only \n
+        ("{ // c\r[[".into(), 2, Some(1)),
+        ("{ // c\u{2028}[[".into(), 2, Some(1)),
+        ("{ // c\u{2029}[[".into(), 2, Some(1)),
+        ("{ // c\u{2027}[[\n".into(), 2, None),
         // a line continuation inside a string counts as a line
         ("{a:'x\\\ny',\n b:[[]]}".into(), 2, Some(3)),
         // `/` that starts no comment, lone closers, unterminated strings and comments
@@ -137,4 +142,13 @@ fn dotted_keys_are_plain_keys() {
         Err(ConfigError::UnknownKey { path, .. }) => assert_eq!(path, "gateway.port"),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn brackets_after_a_comment_ended_by_cr_are_counted() {
+    // Found by replaying the config fuzz corpus on a test thread's 2 MiB stack: the scanner
+    // ended `//` comments at `\n` only, so 2,000 brackets after `//\r` reached the parser.
+    let text = format!("{{ //\r x: {}{} }}", "[".repeat(10_000), "]".repeat(10_000));
+    let e = parse_str(&text, Path::new("cr.json5"), &no_env).unwrap_err();
+    assert!(matches!(e, ConfigError::TooDeep { .. }), "{e:?}");
 }
