@@ -77,7 +77,11 @@ async fn session<S>(tcp: S) -> Result<(), WsError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let mut ws = tokio_tungstenite::accept_async(tcp).await?;
+    // The gateway's tungstenite settings (1 KiB read buffer, unbuffered writes): the default
+    // 128 KiB read buffer costs ~180k instructions per request in zeroing alone (callgrind,
+    // benches/instructions.sh), which is not "the least possible work".
+    let cfg = openclaw_actors::session::io::ws_config();
+    let mut ws = tokio_tungstenite::accept_async_with_config(tcp, Some(cfg)).await?;
     ws.send(Message::text(CHALLENGE)).await?;
     while let Some(m) = ws.next().await {
         let text = match m? {

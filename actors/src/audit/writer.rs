@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::commit::{complete_len, prepare, Prepare};
 use super::rotate::{numbered, Rotation, Step};
@@ -96,24 +96,66 @@ fn sync_dir(path: &Path) -> std::io::Result<()> {
     }
 }
 
-fn line(ev: &AuditEvent, seq: u64) -> Vec<u8> {
-    let mut m = Map::with_capacity(ev.fields.len() + 3);
-    m.insert("ts".into(), Value::from(now_ms()));
-    m.insert("seq".into(), Value::from(seq));
-    m.insert("event".into(), Value::from(ev.event));
-    for (k, v) in &ev.fields {
-        m.insert(k.clone(), v.clone());
+/// Appends `ev` as one JSON line: its fields and `event`, `seq`, `ts`, keys in sorted order
+/// (as a `serde_json::Map` would give them; a field named like one of the three wins),
+/// serialized in place: no copy of the fields, no `Value` tree per line.
+fn write_line(out: &mut Vec<u8>, ev: &AuditEvent, seq: u64, ts: i64) {
+    enum Own<'a> {
+        Str(&'a str),
+        U(u64),
+        I(i64),
     }
-    let mut out = serde_json::to_vec(&Value::Object(m)).unwrap_or_default();
-    out.push(b'\n');
-    out
+    let own = [
+        ("event", Own::Str(ev.event)),
+        ("seq", Own::U(seq)),
+        ("ts", Own::I(ts)),
+    ];
+    let mut own = own.iter().peekable();
+    let mut fields = ev.fields.iter().peekable();
+    let mut first = true;
+    loop {
+        // The smaller key goes next; on a tie the field wins and ours is skipped.
+        let take_own = match (own.peek(), fields.peek()) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some((k, _)), Some((f, _))) => {
+                if *k == f.as_str() {
+                    own.next();
+                    continue;
+                }
+                *k < f.as_str()
+            }
+        };
+        out.push(if first { b'{' } else { b',' });
+        first = false;
+        if take_own {
+            let Some((k, v)) = own.next() else { break };
+            let _ = serde_json::to_writer(&mut *out, k);
+            out.push(b':');
+            let _ = match v {
+                Own::Str(s) => serde_json::to_writer(&mut *out, s),
+                Own::U(n) => serde_json::to_writer(&mut *out, n),
+                Own::I(n) => serde_json::to_writer(&mut *out, n),
+            };
+        } else {
+            let Some((k, v)) = fields.next() else { break };
+            let _ = serde_json::to_writer(&mut *out, k);
+            out.push(b':');
+            let _ = serde_json::to_writer(&mut *out, v);
+        }
+    }
+    if first {
+        out.push(b'{');
+    }
+    out.extend_from_slice(b"}\n");
 }
 
 /// The lines of `header` (if any) then `events`, numbered from `seq`.
 fn lines<'a>(header: Option<&'a AuditEvent>, events: &'a [AuditEvent], seq: u64) -> Vec<u8> {
     let mut batch = Vec::with_capacity(events.len() * 160 + 160);
     for (i, ev) in header.into_iter().chain(events).enumerate() {
-        batch.extend_from_slice(&line(ev, seq + i as u64));
+        write_line(&mut batch, ev, seq + i as u64, now_ms());
     }
     batch
 }
@@ -441,6 +483,48 @@ mod tests {
         .unwrap();
         assert_eq!(all["lines"].as_array().unwrap().len(), seqs.len().min(5000));
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn lines_match_a_sorted_map_serialization() {
+        // The reference: the fields plus event/seq/ts in one Map (fields win), serialized.
+        fn reference(ev: &AuditEvent, seq: u64, ts: i64) -> Vec<u8> {
+            let mut m = serde_json::Map::new();
+            m.insert("ts".into(), Value::from(ts));
+            m.insert("seq".into(), Value::from(seq));
+            m.insert("event".into(), Value::from(ev.event));
+            for (k, v) in &ev.fields {
+                m.insert(k.clone(), v.clone());
+            }
+            let mut out = serde_json::to_vec(&Value::Object(m)).unwrap();
+            out.push(b'\n');
+            out
+        }
+        let cases = [
+            AuditEvent::new("conn.open"),
+            AuditEvent::new("auth.ok")
+                .with("peer", "127.0.0.1:5")
+                .with("scopes", serde_json::json!(["a", "b\"c"]))
+                .with("zz", 1),
+            AuditEvent::new("x")
+                .with("a", 1)
+                .with("f", 2)
+                .with("r", 3)
+                .with("u", 4),
+            AuditEvent::new("clash")
+                .with("seq", "mine")
+                .with("ts", Value::Null)
+                .with("event", "e"),
+            AuditEvent::new("unicode").with("é", "\u{1F600}\n"),
+        ];
+        for ev in &cases {
+            let mut got = Vec::new();
+            write_line(&mut got, ev, 42, 1_700_000_000_123);
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                String::from_utf8(reference(ev, 42, 1_700_000_000_123)).unwrap()
+            );
+        }
     }
 
     #[test]

@@ -295,7 +295,9 @@ mod tests {
         let remote = ip("198.18.0.2");
         let lo = ip("127.0.0.1");
         use PeerClass::*;
-        let cases: &[(u32, u32, IpAddr, PeerClass, Result<(), ConnRefusal>)] = &[
+        // (open, from this address, address, class, verdict)
+        type Case = (u32, u32, IpAddr, PeerClass, Result<(), ConnRefusal>);
+        let cases: &[Case] = &[
             (0, 0, remote, Remote, Ok(())),
             (79, 9, remote, Remote, Ok(())),
             (80, 0, remote, Remote, Err(ConnRefusal::Full { limit: 80 })),

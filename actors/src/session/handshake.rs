@@ -215,15 +215,11 @@ fn hello(
     if let Some(t) = st.handshake_timer.take() {
         t.abort();
     }
-    let mut payload = hello_payload(st, &identity);
-    if let Some((token, issued)) = device_token {
-        payload["auth"]["deviceToken"] = json!(token);
-        payload["auth"]["issuedAtMs"] = json!(issued);
-    }
+    let frame = hello_frame(id, st, &identity, device_token.as_ref());
     *write(&st.stats.identity) = Some(identity.clone());
     st.frame_limit.store(MAX_PAYLOAD_BYTES, Ordering::Relaxed);
     st.admitted.preauth = None; // authenticated: no longer counts against the pre-auth cap
-    st.send(me, frame::response_ok(id, payload));
+    st.send(me, frame);
     let ctx = st.ctx.clone();
     st.out
         .control(super::Out::StartPings(ctx.hub.settings().ping_interval));
@@ -272,28 +268,118 @@ fn node_hello(st: &SessionState, p: &ConnectParams, node_id: String, at: i64) ->
     }
 }
 
-fn hello_payload(st: &SessionState, i: &Identity) -> Value {
+/// The `hello-ok` response, serialized straight from borrowed fields (no `Value` tree to
+/// build and drop), with the static `features` block spliced in from its one serialization.
+/// Building the payload as a `Value` was over a quarter of a handshake's instructions
+/// (`benches/instructions.sh`, BENCHMARKS.md).
+fn hello_frame(
+    id: &str,
+    st: &SessionState,
+    i: &Identity,
+    device_token: Option<&(String, i64)>,
+) -> String {
+    static FEATURES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let features =
+        FEATURES.get_or_init(|| json!({"methods": methods::names(), "events": EVENTS}).to_string());
     let hub = &st.ctx.hub;
     let f = &hub.facts;
-    json!({
-        "type": "hello-ok",
-        "protocol": i.protocol,
-        "server": {"version": VERSION, "connId": st.conn.conn_id, "bootId": f.boot_id},
-        "features": {"methods": methods::names(), "events": EVENTS},
-        "snapshot": {
-            "presence": presence::entries(f, &hub.registry),
-            "health": methods::health_snapshot(hub),
-            "stateVersion": hub.counters.state_version(),
-            "uptimeMs": f.uptime_ms(),
-            "authMode": f.auth_mode_name(),
-            "configPath": f.settings.paths.config_path.display().to_string(),
-            "stateDir": f.settings.paths.state_dir.display().to_string(),
+    let c = &hub.counters;
+    let payload = HelloOk {
+        ty: "hello-ok",
+        protocol: i.protocol,
+        server: HelloServer {
+            version: VERSION,
+            conn_id: &st.conn.conn_id,
+            boot_id: &f.boot_id,
         },
-        "auth": {"method": i.auth_method, "role": i.role, "scopes": i.scopes},
-        "policy": {
-            "maxPayload": MAX_PAYLOAD_BYTES,
-            "maxBufferedBytes": MAX_BUFFERED_BYTES,
-            "tickIntervalMs": f.settings.tick_interval.as_millis() as u64,
+        snapshot: HelloSnapshot {
+            presence: presence::entries(f, &hub.registry),
+            health: methods::health(hub),
+            state_version: StateVersion {
+                presence: crate::shared::Counters::get(&c.presence_version),
+                health: crate::shared::Counters::get(&c.health_version),
+            },
+            uptime_ms: f.uptime_ms(),
+            auth_mode: f.auth_mode_name(),
+            config_path: f.settings.paths.config_path.display().to_string(),
+            state_dir: f.settings.paths.state_dir.display().to_string(),
         },
-    })
+        auth: HelloAuth {
+            method: i.auth_method,
+            role: &i.role,
+            scopes: &i.scopes,
+            device_token: device_token.map(|t| t.0.as_str()),
+            issued_at_ms: device_token.map(|t| t.1),
+        },
+        policy: HelloPolicy {
+            max_payload: MAX_PAYLOAD_BYTES,
+            max_buffered_bytes: MAX_BUFFERED_BYTES,
+            tick_interval_ms: f.settings.tick_interval.as_millis() as u64,
+        },
+    };
+    let rest = serde_json::to_string(&payload).unwrap_or_else(|_| "{}".into());
+    let raw = match rest.strip_prefix('{') {
+        Some(fields) => format!("{{\"features\":{features},{fields}"),
+        None => rest,
+    };
+    frame::response_ok_raw(id, &raw)
+}
+
+/// `hello-ok` without `features` (see [`hello_frame`]).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HelloOk<'a> {
+    #[serde(rename = "type")]
+    ty: &'static str,
+    protocol: u32,
+    server: HelloServer<'a>,
+    snapshot: HelloSnapshot,
+    auth: HelloAuth<'a>,
+    policy: HelloPolicy,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HelloServer<'a> {
+    version: &'static str,
+    conn_id: &'a str,
+    boot_id: &'a str,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HelloSnapshot {
+    presence: Vec<Value>,
+    health: methods::Health,
+    state_version: StateVersion,
+    uptime_ms: u64,
+    auth_mode: &'static str,
+    config_path: String,
+    state_dir: String,
+}
+
+#[derive(serde::Serialize)]
+struct StateVersion {
+    presence: u64,
+    health: u64,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HelloAuth<'a> {
+    method: &'a str,
+    role: &'a str,
+    scopes: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued_at_ms: Option<i64>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HelloPolicy {
+    max_payload: usize,
+    max_buffered_bytes: usize,
+    tick_interval_ms: u64,
 }

@@ -713,7 +713,7 @@ fn health_json(hub: &Hub) -> String {
 /// The `health` payload (the real gateway's shape; no channels or agents here).
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Health {
+pub(crate) struct Health {
     ok: bool,
     ts: i64,
     duration_ms: u64,
@@ -752,7 +752,7 @@ fn slice<S: serde::Serializer>(v: &std::sync::Arc<Vec<String>>, s: S) -> Result<
     serde::Serialize::serialize(v.as_slice(), s)
 }
 
-fn health(hub: &Hub) -> Health {
+pub(crate) fn health(hub: &Hub) -> Health {
     let r = &hub.registry;
     Health {
         ok: true,
