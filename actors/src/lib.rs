@@ -11,7 +11,8 @@
 //! - [`shared`]: state read without messages, split by purpose (facts, registry, counters,
 //!   live config, tunnel table).
 //! - [`audit`]: the AuditLogger actor, its lossless group-committed [`audit::writer`]
-//!   thread (private), and [`audit::events`], the list of every event and its fields.
+//!   thread (private, with the pure all-or-nothing batch plan in `audit::commit`), and
+//!   [`audit::events`], the list of every event and its fields.
 //! - [`auth`]: the Auth actor (secret, device proof, device tokens, pairing store, pending
 //!   pairing requests, `device.pair.*`) and its pure rules.
 //! - [`guard`]: admission before the upgrade (forwarded-header trust, IP allowlist,
