@@ -75,6 +75,18 @@ pub enum ConnRefusal {
     },
 }
 
+/// What the per-address cap counts: an IPv4 address (also when IPv4-mapped), or an IPv6
+/// /64 (one subscriber's prefix, as the rate limiter keys it).
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        v4 => v4,
+    }
+}
+
 /// The connection ceiling that an open-file soft limit of `nofile` leaves room for.
 pub fn fd_budget(nofile: u64) -> u32 {
     let internal = MIN_INTERNAL_FDS.max(nofile / 16);
@@ -174,6 +186,7 @@ impl ConnTable {
         class: PeerClass,
         limits: &ConnLimits,
     ) -> Result<ConnPermit, ConnRefusal> {
+        let ip = address_key(ip);
         let mut c = lock(&self.counts);
         let from_addr = match class {
             PeerClass::Remote => c.by_addr.get(&ip).copied().unwrap_or(0),
@@ -241,8 +254,10 @@ impl ConnRefusal {
             ConnRefusal::PerAddress { ip, limit } => (
                 "429 Too Many Requests",
                 format!(
-                    "too many connections from {ip} (limit {limit}, \
-                     gateway.connections.perAddress)\n"
+                    "too many connections from {}{} (limit {limit}, \
+                     gateway.connections.perAddress)\n",
+                    ip,
+                    if ip.is_ipv6() { "/64" } else { "" }
                 ),
             ),
         };
@@ -369,6 +384,44 @@ mod tests {
         assert_eq!(t.addresses(), 0, "released addresses leave the table");
         drop(lo);
         assert_eq!(t.open(), 0);
+    }
+
+    #[test]
+    fn ipv6_counts_per_64() {
+        let t = Arc::new(ConnTable::new(1000));
+        let l = ConnLimits {
+            max: None,
+            per_address: 2,
+            loopback_reserve: 0,
+        };
+        let _a = t
+            .try_open(ip("2001:db8::1"), PeerClass::Remote, &l)
+            .unwrap();
+        let _b = t
+            .try_open(ip("2001:db8::ffff:2"), PeerClass::Remote, &l)
+            .unwrap();
+        let r = t
+            .try_open(ip("2001:db8::3"), PeerClass::Remote, &l)
+            .unwrap_err();
+        assert_eq!(
+            r,
+            ConnRefusal::PerAddress {
+                ip: ip("2001:db8::"),
+                limit: 2
+            }
+        );
+        assert!(String::from_utf8(r.http_answer())
+            .unwrap()
+            .contains("from 2001:db8::/64 (limit 2"));
+        assert!(t
+            .try_open(ip("2001:db8:0:1::1"), PeerClass::Remote, &l)
+            .is_ok());
+        // IPv4-mapped counts as the IPv4 address.
+        let _c = t.try_open(ip("198.18.0.9"), PeerClass::Remote, &l).unwrap();
+        let _d = t
+            .try_open(ip("::ffff:198.18.0.9"), PeerClass::Remote, &l)
+            .unwrap();
+        assert!(t.try_open(ip("198.18.0.9"), PeerClass::Remote, &l).is_err());
     }
 
     #[test]
