@@ -35,6 +35,11 @@
 //!   p50/p99 alone, then while N authenticated connections send only invalid frames
 //!   (pipelined, reconnecting whenever closed); JSON with both and their ratios. See
 //!   `benches/garbage-flood.sh` for old binary vs new.
+//! - `churn [--cycles 10000] [--warmup 200] [--workers 4] [--json]` — a fresh release gateway,
+//!   then a fresh `echo-server` process: per server, warm-up cycles, VmRSS and /proc/PID/fd
+//!   count, `--cycles` full open → hello-ok → close cycles, settle (≤ 5 s), read again; JSON
+//!   with before/after/deltas; exit 1 if the gateway's fds grew by > 2 or RSS by > 2 MiB.
+//!   See `benches/load/churn.rs` and `benches/scale.sh`.
 //!
 //! Common options: `--url` (default `$GW_URL` or `ws://127.0.0.1:18789`), `--token`
 //! (default `$GW_TOKEN` / `$OPENCLAW_GATEWAY_TOKEN`), `--timeout-ms` (10000),
@@ -49,6 +54,8 @@
 
 #[path = "load/args.rs"]
 mod args;
+#[path = "load/churn.rs"]
+mod churn;
 #[path = "load/client.rs"]
 mod client;
 #[path = "load/echo.rs"]
@@ -84,7 +91,7 @@ use client::Target;
 use stats::first_errors;
 
 const USAGE: &str =
-    "usage: cargo bench --bench load -- <echo-server|rpc|handshakes|idle|report|nodes|garbage> [options]
+    "usage: cargo bench --bench load -- <echo-server|rpc|handshakes|idle|report|nodes|garbage|churn> [options]
   echo-server --port P [--tls]
   rpc         --url U --token T --connections N --seconds S --method health [--params JSON] [--json]
   handshakes  --url U --token T --workers W --seconds S [--json]
@@ -94,6 +101,7 @@ const USAGE: &str =
   nodes       [--nodes 10] [--seconds 4] [--warmup-seconds 0.5] [--rounds 3]
               [--inflight 1,32,256] [--per-conn 8] [--node-workers 2] [--json]
   garbage     --url U --token T [--connections 200] [--seconds 5] [--json]
+  churn       [--cycles 10000] [--warmup 200] [--workers 4] [--json]
 see the //! header of benches/load.rs";
 
 const KNOWN: &[&str] = &[
@@ -118,6 +126,8 @@ const KNOWN: &[&str] = &[
     "--inflight",
     "--per-conn",
     "--node-workers",
+    "--cycles",
+    "--warmup",
 ];
 
 fn main() {
@@ -174,6 +184,17 @@ fn dispatch(rt: &Runtime, mode: &str, a: &Args, nofile: u64) -> Result<i32, Stri
             let v = rt.block_on(garbage::run(&t, conns, a.num("--seconds", 5.0)?))?;
             print_json(a, &v);
             Ok(0)
+        }
+        "churn" => {
+            let o = churn::Opts {
+                cycles: a.num("--cycles", 10_000usize)?.clamp(1, 1_000_000),
+                warmup: a.num("--warmup", 200usize)?.min(100_000),
+                workers: a.num("--workers", 4usize)?.clamp(1, 256),
+                timeout: Duration::from_millis(a.num("--timeout-ms", 10_000)?),
+            };
+            let (v, pass) = churn::run(rt, &o, &report::make_token())?;
+            print_json(a, &v);
+            Ok(i32::from(!pass))
         }
         other => Err(format!("unknown mode {other:?}")),
     }
