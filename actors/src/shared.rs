@@ -305,6 +305,8 @@ pub struct Hub {
     pub preauth: Arc<PreauthTable>,
     /// Open connections, capped at accept (`gateway.connections`).
     pub conns: Arc<crate::guard::conncap::ConnTable>,
+    /// The last `health` answer, served while current.
+    pub health_cache: Arc<RwLock<Option<crate::session::methods::HealthCached>>>,
     /// Audit producer handle.
     pub audit: AuditHandle,
     /// The served TLS pair, when the listeners speak TLS.
@@ -600,6 +602,7 @@ impl Hub {
             limiter: Arc::new(limiter),
             preauth: Arc::default(),
             conns: Arc::new(crate::guard::conncap::ConnTable::for_this_process()),
+            health_cache: Arc::default(),
             audit,
             tls,
             nodes: Arc::default(),

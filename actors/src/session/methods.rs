@@ -90,7 +90,11 @@ pub enum Dispatch {
 
 /// Every method this gateway answers.
 pub const METHODS: &[Method] = &[
-    m("health", READ, Run::NowRaw(|c| Ok(health_json(c.hub)))),
+    m(
+        "health",
+        READ,
+        Run::NowRaw(|c| Ok(health_json(c.hub, probe(c.params)))),
+    ),
     m("status", READ, Run::Now(|c| Ok(status(c.hub)))),
     m("system-presence", READ, Run::Now(presence)),
     m("last-heartbeat", READ, Run::Now(|_| Ok(Value::Null))),
@@ -705,9 +709,51 @@ pub fn health_snapshot(hub: &Hub) -> Value {
     serde_json::to_value(health(hub)).unwrap_or(Value::Null)
 }
 
-/// `health` as JSON text.
-fn health_json(hub: &Hub) -> String {
-    serde_json::to_string(&health(hub)).unwrap_or_default()
+/// `health` as JSON text: the cached answer while it is current (younger than
+/// [`HEALTH_CACHE_MS`] and the connection count and listeners unchanged), else a fresh one
+/// that replaces it; `probe: true` always gets a fresh one. The real gateway serves a cached
+/// health summary younger than 60 s; serializing it per request was a fifth of a `health`
+/// request's instructions (`benches/instructions.sh`).
+fn health_json(hub: &Hub, probe: bool) -> String {
+    let now = now_ms();
+    let key = (
+        hub.registry.connection_count(),
+        std::sync::Arc::as_ptr(&hub.registry.urls()) as usize,
+    );
+    if !probe {
+        if let Some(c) = crate::shared::read(&hub.health_cache).as_ref() {
+            if c.key == key && now.saturating_sub(c.at_ms) < HEALTH_CACHE_MS {
+                return c.json.clone();
+            }
+        }
+    }
+    let json = serde_json::to_string(&health(hub)).unwrap_or_default();
+    *crate::shared::write(&hub.health_cache) = Some(HealthCached {
+        at_ms: now,
+        key,
+        json: json.clone(),
+    });
+    json
+}
+
+/// How long a `health` answer is served from the cache.
+pub const HEALTH_CACHE_MS: i64 = 1000;
+
+/// The last `health` answer (see [`health_json`]).
+#[derive(Debug)]
+pub struct HealthCached {
+    at_ms: i64,
+    /// Connection count and the listener list it was made with.
+    key: (usize, usize),
+    json: String,
+}
+
+/// `params.probe` (`openclaw health --verbose`).
+fn probe(params: Option<&Value>) -> bool {
+    params
+        .and_then(|p| p.get("probe"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
 }
 
 /// The `health` payload (the real gateway's shape; no channels or agents here).

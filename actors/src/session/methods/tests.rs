@@ -214,3 +214,37 @@ fn roles_are_gated_both_ways() {
         _ => panic!("a result for another node id was accepted"),
     }
 }
+
+#[test]
+fn health_is_served_from_a_short_cache_that_follows_connections_and_probe() {
+    let h = hub();
+    let first = health_json(&h, false);
+    let v: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(v["ok"], true);
+    // Within the cache period, the same answer (same ts) comes back.
+    assert_eq!(health_json(&h, false), first);
+    // A listener change makes it stale at once.
+    h.registry.add_listener("127.0.0.1:1".parse().unwrap());
+    let after = health_json(&h, false);
+    assert_ne!(after, first);
+    let v: Value = serde_json::from_str(&after).unwrap();
+    assert_eq!(
+        v["gateway"]["listeners"].as_array().unwrap().len(),
+        1,
+        "{v}"
+    );
+    // probe: true is always fresh (and refreshes the cache).
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let probed = health_json(&h, true);
+    let (a, b): (Value, Value) = (
+        serde_json::from_str(&after).unwrap(),
+        serde_json::from_str(&probed).unwrap(),
+    );
+    assert!(b["ts"].as_i64() > a["ts"].as_i64(), "{a} {b}");
+    assert_eq!(health_json(&h, false), probed);
+    // Past the cache period, a fresh one.
+    std::thread::sleep(std::time::Duration::from_millis(
+        HEALTH_CACHE_MS as u64 + 20,
+    ));
+    assert_ne!(health_json(&h, false), probed);
+}
