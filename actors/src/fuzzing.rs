@@ -100,9 +100,10 @@ pub fn request_frame(data: &[u8]) {
 }
 
 /// A `connect` frame through the params parser and the pure auth decision, against a fixed
-/// config (token mode with [`FUZZ_TOKEN`], password mode with [`FUZZ_PASSWORD`]), local and
-/// not. Invariants: nothing is accepted without a device unless the secret presented is
-/// exactly the configured one (never an empty, blank or wrong one); a non-local client
+/// config with token [`FUZZ_TOKEN`] and password [`FUZZ_PASSWORD`], in token mode and in
+/// password mode, local and not. Invariants: nothing is accepted without a device unless
+/// the secret of the mode in force is presented exactly (never an empty, blank or wrong one,
+/// nor the other mode's secret); a non-local client
 /// without a device gets no scopes; a node without a device is never accepted.
 pub fn connect_auth(data: &[u8]) {
     let Some(Ok(Request { params, .. })) = std::str::from_utf8(data).ok().map(frame::parse_request)
@@ -118,10 +119,11 @@ pub fn connect_auth(data: &[u8]) {
         (AuthMode::Token, "token", FUZZ_TOKEN),
         (AuthMode::Password, "password", FUZZ_PASSWORD),
     ] {
+        // Both secrets configured; the mode picks the one that counts.
         let secrets = Secrets {
             mode,
-            token: (mode == AuthMode::Token).then(|| Secret::new(FUZZ_TOKEN)),
-            password: (mode == AuthMode::Password).then(|| Secret::new(FUZZ_PASSWORD)),
+            token: Some(Secret::new(FUZZ_TOKEN)),
+            password: Some(Secret::new(FUZZ_PASSWORD)),
         };
         for local in [false, true] {
             let v = rules::decide(&secrets, &p, "fuzz-nonce", local, |_| Pairing::Unknown, 0);
