@@ -61,10 +61,19 @@ pub fn tail(path: &Path, p: TailParams) -> std::io::Result<Value> {
         }
         w.start = origin;
     }
-    let at_line_start = segs.iter().any(|s| s.base == w.start)
-        || (p.cursor == Some(w.start) && !w.truncated && !w.reset);
-    let buf = read_range(&segs, w.start, end)?;
-    Ok(page(file_name, w, end, &buf, at_line_start, p))
+    // A file's first byte starts a line. Elsewhere a cursor is not trusted to be a line
+    // boundary (one handed out inside a line, or any number a client sends): the byte before
+    // the window is read, and only a `\n` there makes the first bytes a line (as
+    // `logs.tail` does since fuzzing found the same flaw there).
+    let file_start = segs.iter().any(|s| s.base == w.start);
+    let from = if file_start { w.start } else { w.start - 1 };
+    let raw = read_range(&segs, from, end)?;
+    let (before, buf) = match from < w.start {
+        true => (raw.first().copied(), raw.get(1..).unwrap_or_default()),
+        false => (None, &raw[..]),
+    };
+    let at_line_start = file_start || (p.cursor.is_some() && before == Some(b'\n'));
+    Ok(page(file_name, w, end, buf, at_line_start, p))
 }
 
 /// Opens `.N` … `.1` and the file itself, with each one's base.
@@ -218,6 +227,34 @@ mod tests {
             at += l.len() as u64;
         }
         assert_eq!(all["cursor"], at);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_cursor_inside_a_line_never_returns_its_rest_as_a_line() {
+        let d = std::env::temp_dir().join(format!("oc-audit-mid-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join("audit.jsonl");
+        std::fs::write(
+            &p,
+            "{\"seq\":1}\n{\"seq\":2,\"event\":\"x\"}\n{\"seq\":3}\n",
+        )
+        .unwrap();
+        // Every offset inside line 2: its tail never comes back as a line.
+        for at in 11..24u64 {
+            let v = tail(&p, params(Some(at), 5000, 1_000_000)).unwrap();
+            let lines: Vec<&str> = v["lines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l.as_str().unwrap())
+                .collect();
+            assert_eq!(lines, ["{\"seq\":3}"], "cursor {at}: {v}");
+        }
+        // At the line start it is the whole line.
+        let v = tail(&p, params(Some(10), 5000, 1_000_000)).unwrap();
+        assert_eq!(v["lines"][0], "{\"seq\":2,\"event\":\"x\"}", "{v}");
         let _ = std::fs::remove_dir_all(&d);
     }
 
