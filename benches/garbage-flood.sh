@@ -14,20 +14,11 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 cargo build -q --release --bin openclaw
 cargo bench -q --bench load --no-run 2>/dev/null
 NEW=$CARGO_TARGET_DIR/release/openclaw
-if [ -z "${OLD_BIN:-}" ]; then
-  : "${BASE_REV:?set BASE_REV (a git revision) or OLD_BIN (a binary)}"
-  WT=$(mktemp -d)/base
-  git worktree add -q --detach "$WT" "$BASE_REV"
-  (cd "$WT" && CARGO_TARGET_DIR="$WT/target" cargo build -q --release --bin openclaw)
-  OLD_BIN="$WT/target/release/openclaw"
-fi
 . benches/gateways.sh
-cleanup() {
-  stop_gateways
-  if [ -n "${WT:-}" ]; then git worktree remove --force "$WT" 2>/dev/null || true; fi
-}
-trap cleanup EXIT
 LOG=$(mktemp)
+cleanup() { stop_gateways; cleanup_old_bin; rm -f "$LOG"; }
+trap cleanup EXIT
+old_bin
 
 run() { cargo bench -q --bench load -- garbage --url "ws://127.0.0.1:$1" --token $TOKEN \
   --connections "$CONNS" --seconds "$SECS" --json 2>"$LOG" || cat "$LOG" >&2; }

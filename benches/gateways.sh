@@ -24,3 +24,15 @@ start() { # $1 = binary, $2 = config (JSON5); echoes the port
 field() { # $1 = JSON field of the load tool's last JSON line (ERR … when it saw errors)
   python3 -c 'import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); print(d[sys.argv[1]] if d.get("errors",0)==0 else "ERR "+str(d))' "$1"
 }
+
+# old_bin: sets OLD_BIN, building BASE_REV in a throwaway git worktree when OLD_BIN is unset
+# (the worktree is removed by cleanup_old_bin, which the caller's EXIT trap should run).
+old_bin() {
+  [ -n "${OLD_BIN:-}" ] && return 0
+  : "${BASE_REV:?set BASE_REV (a git revision) or OLD_BIN (a binary)}"
+  WT=$(mktemp -d)/base
+  git worktree add -q --detach "$WT" "$BASE_REV"
+  (cd "$WT" && CARGO_TARGET_DIR="$WT/target" cargo build -q --release --bin openclaw)
+  OLD_BIN="$WT/target/release/openclaw"
+}
+cleanup_old_bin() { if [ -n "${WT:-}" ]; then git worktree remove --force "$WT" 2>/dev/null || true; fi; }
