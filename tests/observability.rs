@@ -269,8 +269,19 @@ async fn promtool_accepts_the_exposition_and_series_count_what_happened() {
         ))
         .await;
     assert_eq!(res["ok"], false);
-    let (code, _, body) = http(gw.port, "GET", "/metrics", &[]);
-    assert_eq!(code, 200);
+    // The refused connection is closed by the gateway right after its error answer; scrape
+    // once it is gone (bounded), so the gauge is not read mid-close.
+    let deadline = std::time::Instant::now() + patience();
+    let body = loop {
+        let (code, _, body) = http(gw.port, "GET", "/metrics", &[]);
+        assert_eq!(code, 200);
+        if body.contains("openclaw_gateway_connections_open 1")
+            || std::time::Instant::now() > deadline
+        {
+            break body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     let mut check = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
