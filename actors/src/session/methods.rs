@@ -704,11 +704,6 @@ fn nodes_panic(c: &Call<'_>) -> Result<Value, ErrorShape> {
     }
 }
 
-/// The `health` snapshot embedded in `hello-ok`.
-pub fn health_snapshot(hub: &Hub) -> Value {
-    serde_json::to_value(health(hub)).unwrap_or(Value::Null)
-}
-
 /// `health` as JSON text: the cached answer while it is current (younger than
 /// [`HEALTH_CACHE_MS`] and the connection count and listeners unchanged), else a fresh one
 /// that replaces it; `probe: true` always gets a fresh one. The real gateway serves a cached
