@@ -216,6 +216,15 @@ fn up(r: &Value) -> bool {
 
 /// Whether the forward on `local` reaches the far gateway: a WebSocket upgrade through it
 /// answered by the far side's `connect.challenge`.
+/// Waits (bounded by `patience()`) until the tunnel on `local` carries traffic.
+async fn wait_carries(local: u16, what: &str, row: &Value) {
+    let deadline = Instant::now() + patience();
+    while !carries(local).await {
+        assert!(Instant::now() < deadline, "{what}: {row}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn carries(local: u16) -> bool {
     let url = format!("ws://127.0.0.1:{local}");
     let t = Duration::from_secs(3);
@@ -378,14 +387,7 @@ async fn a_gateway_stopped_for_twenty_seconds_recovers_without_a_restart() {
     }
     let mut c = fresh.pop().unwrap();
     let row = wait_row(&mut c, "up after SIGCONT", up).await;
-    let deadline = Instant::now() + patience();
-    while !carries(local).await {
-        assert!(
-            Instant::now() < deadline,
-            "the tunnel carries nothing: {row}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_carries(local, "the tunnel carries nothing", &row).await;
     let back = resumed.elapsed();
     // the tunnel actor itself works again: it replaces a killed ssh
     let old = row["pid"].as_u64().unwrap() as u32;
@@ -394,14 +396,7 @@ async fn a_gateway_stopped_for_twenty_seconds_recovers_without_a_restart() {
         up(r) && r["pid"] != old
     })
     .await;
-    let deadline = Instant::now() + patience();
-    while !carries(local).await {
-        assert!(
-            Instant::now() < deadline,
-            "the new ssh carries nothing: {row}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_carries(local, "the new ssh carries nothing", &row).await;
     assert_eq!(http_get(gw.port, "/healthz").0, 200);
     let st = c.call("status", json!({})).await;
     assert_eq!(st["payload"]["pid"], pid, "{st}");

@@ -380,6 +380,24 @@ pub(super) fn run(path: PathBuf, rotation: Rotation, slot: RxSlot, stats: Arc<Au
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A writer thread on `p`; only the returned handle keeps its channel open, so the
+    /// thread ends once the handle (and its clones) are dropped.
+    fn start_writer(
+        p: &Path,
+        rot: Rotation,
+    ) -> (crate::audit::AuditHandle, std::thread::JoinHandle<()>) {
+        let (h, args) = channel(p.to_path_buf());
+        let AuditArgs {
+            path,
+            rx,
+            stats,
+            tx,
+            ..
+        } = args;
+        drop(tx);
+        (h, std::thread::spawn(move || run(path, rot, rx, stats)))
+    }
     use crate::audit::{channel, AuditArgs};
 
     #[test]
@@ -415,16 +433,7 @@ mod tests {
             .unwrap();
         const N: u64 = 3_000;
         for run_no in 0..2u64 {
-            let (h, args) = channel(p.clone());
-            let AuditArgs {
-                path,
-                rx,
-                stats,
-                tx,
-                ..
-            } = args;
-            drop(tx); // only the handle may keep the channel open, or the writer never ends
-            let t = std::thread::spawn(move || run(path, rot, rx, stats));
+            let (h, t) = start_writer(&p, rot);
             rt.block_on(async {
                 for i in 0..N {
                     h.record(AuditEvent::new("test").with("i", i).with("run", run_no))
@@ -548,16 +557,7 @@ mod tests {
         let d = std::env::temp_dir().join(format!("oc-audit-d-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         let p = d.join("audit.jsonl");
-        let (h, args) = channel(p.clone());
-        let AuditArgs {
-            path,
-            rx,
-            stats,
-            tx,
-            ..
-        } = args;
-        drop(tx);
-        let t = std::thread::spawn(move || run(path, Rotation::default(), rx, stats));
+        let (h, t) = start_writer(&p, Rotation::default());
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -582,16 +582,7 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let (h, args) = channel(p.clone());
-        let AuditArgs {
-            path,
-            rx,
-            stats,
-            tx,
-            ..
-        } = args;
-        drop(tx); // the writer ends when the last sender (the handle) is gone
-        let t = std::thread::spawn(move || run(path, Rotation::default(), rx, stats));
+        let (h, t) = start_writer(&p, Rotation::default());
         const N: u64 = 50_000; // > AUDIT_QUEUE: producers must wait, not drop
         rt.block_on(async {
             let mut tasks = Vec::new();
