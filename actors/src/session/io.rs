@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -96,7 +96,11 @@ enum FromReader {
 /// Writer state besides the sink.
 struct Writer {
     rx: mpsc::UnboundedReceiver<Out>,
-    from_reader: mpsc::Receiver<FromReader>,
+    /// The reader's last word (it sends at most one, then ends): a oneshot, not a channel,
+    /// because an idle connection holds it for its whole life (an mpsc costs ~1.3 KB).
+    from_reader: oneshot::Receiver<FromReader>,
+    /// The reader's word was taken (or it ended without one).
+    reader_done: bool,
     queued: Arc<AtomicUsize>,
     abort: watch::Receiver<bool>,
     session: SessionRef,
@@ -175,7 +179,7 @@ pub fn spawn(
     stats: Arc<ConnStats>,
 ) -> (Outbound, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let (reader_tx, from_reader) = mpsc::channel(2);
+    let (reader_tx, from_reader) = oneshot::channel();
     let (abort_tx, abort) = watch::channel(false);
     let queued = Arc::new(AtomicUsize::new(0));
     let inbound = Arc::new(tokio::sync::Semaphore::new(MAX_INBOUND_QUEUED));
@@ -203,6 +207,7 @@ pub fn spawn(
     let w = Writer {
         rx,
         from_reader,
+        reader_done: false,
         queued,
         abort,
         session,
@@ -215,7 +220,7 @@ pub fn spawn(
 
 /// What the reader holds besides the stream.
 struct Reader {
-    to_writer: mpsc::Sender<FromReader>,
+    to_writer: oneshot::Sender<FromReader>,
     session: SessionRef,
     stats: Arc<ConnStats>,
     seen: Arc<Seen>,
@@ -254,7 +259,7 @@ async fn read_loop(mut stream: Stream, r: Reader) {
                 let (code, reason) = frame
                     .map(|f| (Some(u16::from(f.code)), f.reason.as_str().to_owned()))
                     .unwrap_or((None, String::new()));
-                let _ = to_writer.send(FromReader::PeerClosed).await;
+                let _ = to_writer.send(FromReader::PeerClosed);
                 let _ = session.cast(SessionMsg::SocketClosed {
                     code,
                     reason,
@@ -270,7 +275,7 @@ async fn read_loop(mut stream: Stream, r: Reader) {
             Err(e) => {
                 // RFC 6455 §7.1.7: fail the connection with a close frame, not a bare FIN.
                 if let Some((code, reason)) = close_for(&e) {
-                    let _ = to_writer.send(FromReader::Close(code, reason)).await;
+                    let _ = to_writer.send(FromReader::Close(code, reason));
                 }
                 let _ = session.cast(closed(Some(describe(&e))));
                 return;
@@ -281,9 +286,7 @@ async fn read_loop(mut stream: Stream, r: Reader) {
             .bytes_in
             .fetch_add(text.len() as u64, Ordering::Relaxed);
         if session.cast(SessionMsg::Inbound(text)).is_err() {
-            let _ = to_writer
-                .send(FromReader::Close(1011, "internal error"))
-                .await;
+            let _ = to_writer.send(FromReader::Close(1011, "internal error"));
             return;
         }
     }
@@ -297,12 +300,17 @@ async fn write_loop(mut sink: Sink, mut w: Writer, reader: tokio::task::JoinHand
     let end: Option<(u16, String)> = loop {
         tokio::select! {
             biased;
-            Some(cmd) = w.from_reader.recv() => match cmd {
-                FromReader::PeerClosed => {
-                    let _ = sink.flush().await;
-                    break None;
+            cmd = &mut w.from_reader, if !w.reader_done => {
+                w.reader_done = true;
+                match cmd {
+                    Ok(FromReader::PeerClosed) => {
+                        let _ = sink.flush().await;
+                        break None;
+                    }
+                    Ok(FromReader::Close(code, reason)) => break Some((code, reason.to_string())),
+                    // The reader ended without a word (it told the session instead).
+                    Err(_) => {}
                 }
-                FromReader::Close(code, reason) => break Some((code, reason.to_string())),
             },
             cmd = w.rx.recv() => match cmd {
                 Some(Out::Text(t)) => match write_batch(&mut sink, t, &mut w).await {

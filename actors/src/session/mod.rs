@@ -264,7 +264,12 @@ impl Actor for SessionActor {
                 SessionMsg::Inbound(text) => {
                     st.out.inbound_taken();
                     match st.phase {
-                        Phase::Handshake => handshake::on_first_frame(&me, st, text).await,
+                        // Boxed: the handshake's future is large and runs once; inline it
+                        // would size ractor's per-actor loop future (kept for the
+                        // connection's life) by it (issue 15: ~3.5 KB per connection).
+                        Phase::Handshake => {
+                            Box::pin(handshake::on_first_frame(&me, st, text)).await
+                        }
                         Phase::Ready(_) => on_request(&me, st, text),
                     }
                 }
@@ -292,9 +297,7 @@ impl Actor for SessionActor {
                     if matches!(st.phase, Phase::Handshake) {
                         let hub = &st.ctx.hub;
                         Counters::bump(&hub.counters.handshake_timeouts);
-                        hub.audit
-                            .record(AuditEvent::handshake_timeout(&st.conn))
-                            .await;
+                        Box::pin(hub.audit.record(AuditEvent::handshake_timeout(&st.conn))).await;
                         st.close_with(&me, 1000, "");
                     }
                 }
