@@ -15,46 +15,20 @@ use common::inproc::InProc;
 use common::{patience, Client, Closed, TOKEN};
 use openclaw_actors::presence::{PresenceActor, PresenceArgs, PresenceMsg, PRESENCE_COALESCE};
 use openclaw_actors::root::{BACKOFF, INTENSITY};
-use openclaw_actors::session::{SessionMsg, MAX_IN_FLIGHT};
+use openclaw_actors::session::{SessionMsg, SessionRef, MAX_IN_FLIGHT};
 use openclaw_actors::shared::Counters;
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::Actor;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// Stands in for a session: records the events it is sent.
-struct Probe;
-
-impl Actor for Probe {
-    type Msg = SessionMsg;
-    type State = mpsc::UnboundedSender<&'static str>;
-    type Arguments = mpsc::UnboundedSender<&'static str>;
-
-    async fn pre_start(
-        &self,
-        _me: ActorRef<SessionMsg>,
-        tx: Self::Arguments,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(tx)
-    }
-
-    async fn handle(
-        &self,
-        _me: ActorRef<SessionMsg>,
-        msg: SessionMsg,
-        tx: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        if let SessionMsg::Event(b) = msg {
-            let _ = tx.send(b.event);
-        }
-        Ok(())
-    }
-}
-
-fn drain(rx: &mut mpsc::UnboundedReceiver<&'static str>, event: &str) -> usize {
+/// Counts the `event` broadcasts a stand-in session's mailbox received (and empties it).
+fn drain(rx: &mut mpsc::UnboundedReceiver<Box<SessionMsg>>, event: &str) -> usize {
     let mut n = 0;
-    while let Ok(e) = rx.try_recv() {
-        n += usize::from(e == event);
+    while let Ok(m) = rx.try_recv() {
+        if let SessionMsg::Event(b) = *m {
+            n += usize::from(b.event == event);
+        }
     }
     n
 }
@@ -90,8 +64,7 @@ async fn presence_broadcasts_are_coalesced() {
         .unwrap();
     let mut probes = Vec::new();
     for i in 0..10 {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let (p, _) = Actor::spawn(None, Probe, tx).await.unwrap();
+        let (p, rx) = SessionRef::detached();
         presence
             .cast(PresenceMsg::Join {
                 conn_id: format!("c{i}"),
@@ -116,8 +89,7 @@ async fn presence_broadcasts_are_coalesced() {
         assert_eq!(drain(rx, "presence"), 1, "ten joins, one broadcast");
     }
     // a join and a leave close together: one more broadcast; unlisted clients: none
-    let (tx, mut extra) = mpsc::unbounded_channel();
-    let (p, _) = Actor::spawn(None, Probe, tx).await.unwrap();
+    let (p, mut extra) = SessionRef::detached();
     let join = |id: &str, listed| PresenceMsg::Join {
         conn_id: id.into(),
         session: p.clone(),

@@ -42,11 +42,11 @@ pub const EVENTS: &[&str] = &[
 pub(super) async fn on_first_frame(me: &SessionRef, st: &mut SessionState, text: String) {
     let req = match parse_request(&text) {
         Ok(r) => r,
-        Err(_) => return st.close_with(me, 1008, "invalid request frame"),
+        Err(_) => return st.close_with(1008, "invalid request frame"),
     };
     let fail = |st: &mut SessionState, e: ErrorShape, close: u16, reason: &str| {
-        st.send(me, frame::response_err(&req.id, &e));
-        st.close_with(me, close, reason);
+        st.send(frame::response_err(&req.id, &e));
+        st.close_with(close, reason);
     };
     if req.method != "connect" {
         let e = ErrorShape::new(
@@ -212,14 +212,11 @@ fn hello(
         protocol,
         authenticated_at_ms: now_ms(),
     };
-    if let Some(t) = st.handshake_timer.take() {
-        t.abort();
-    }
     let frame = hello_frame(id, st, &identity, device_token.as_ref());
     *write(&st.stats.identity) = Some(identity.clone());
     st.frame_limit.store(MAX_PAYLOAD_BYTES, Ordering::Relaxed);
     st.admitted.preauth = None; // authenticated: no longer counts against the pre-auth cap
-    st.send(me, frame);
+    st.send(frame);
     let ctx = st.ctx.clone();
     st.out
         .control(super::Out::StartPings(ctx.hub.settings().ping_interval));

@@ -1,21 +1,21 @@
-//! The SessionManager actor: spawns one Session actor per upgraded WebSocket as a
-//! *temporary* linked child, and overrides `handle_supervisor_evt` so a session that ends or
-//! crashes is only untracked (ractor's default would stop the manager and every sibling).
-//! A crash is counted and audited; its socket was already closed by the session's `Drop`.
-//! On shutdown it tells every session to close 1012 and waits up to the grace period.
+//! The SessionManager actor: starts one Session (a light actor, see [`super`]) per upgraded
+//! WebSocket as a *temporary* child: each session reports its end with
+//! [`SessionManagerMsg::Ended`], and a session that ends or crashes is only untracked, never
+//! restarted, and never stops the manager or a sibling. A crash is counted and audited; its
+//! socket was already closed by the session's `Drop`. On shutdown it tells every session to
+//! close 1012 and waits up to the grace period.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::io::WsStream;
-use super::{Admitted, SessionArgs, SessionCtx, SessionMsg, SessionRef};
+use super::{Admitted, Exit, SessionArgs, SessionCtx, SessionMsg, SessionRef};
 use crate::audit::AuditEvent;
 use crate::shared::{ConnFacts, Counters, Hub};
-use crate::supervisor::{Backoff, Decision, Intensity, Supervisor};
 use crate::wiring::Peers;
 
 /// The session manager.
@@ -67,13 +67,22 @@ pub enum SessionManagerMsg {
         /// Close reason.
         reason: String,
     },
+    /// A session ended (sent by its task after its state was dropped).
+    Ended {
+        /// The manager's number for it.
+        id: u64,
+        /// Its connection id.
+        conn_id: String,
+        /// How.
+        exit: Exit,
+    },
 }
 
 /// State.
 pub struct SessionManagerState {
     ctx: Arc<SessionCtx>,
-    sup: Supervisor,
-    sessions: HashMap<ractor::ActorId, (String, SessionRef)>,
+    sessions: HashMap<u64, (String, SessionRef)>,
+    next_id: u64,
 }
 
 /// Reference to the session manager.
@@ -99,6 +108,7 @@ impl SessionManagerMsg {
             SessionManagerMsg::Shutdown { .. } => "Shutdown",
             SessionManagerMsg::Close { .. } => "Close",
             SessionManagerMsg::Rejoin(_) => "Rejoin",
+            SessionManagerMsg::Ended { .. } => "Ended",
         }
     }
 }
@@ -113,24 +123,14 @@ impl Actor for SessionManagerActor {
         _me: ActorRef<Self::Msg>,
         args: SessionManagerArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        // Sessions are temporary: the intensity window never triggers for them.
-        let sup = Supervisor::new(
-            "sessions",
-            Vec::new(),
-            Intensity {
-                max_restarts: usize::MAX,
-                period: Duration::from_secs(1),
-            },
-            Backoff::NONE,
-        );
         let ctx = Arc::new(SessionCtx {
             hub: args.hub,
             peers: args.peers,
         });
         Ok(SessionManagerState {
             ctx,
-            sup,
             sessions: HashMap::new(),
+            next_id: 0,
         })
     }
 
@@ -142,7 +142,7 @@ impl Actor for SessionManagerActor {
     ) -> Result<(), ActorProcessingErr> {
         tracing::trace!(actor = "sessions", msg = msg.kind(), "message");
         match msg {
-            SessionManagerMsg::Open(conn) => open(&me, st, *conn).await,
+            SessionManagerMsg::Open(conn) => open(&me, st, *conn),
             SessionManagerMsg::Shutdown {
                 reason,
                 grace,
@@ -161,7 +161,7 @@ impl Actor for SessionManagerActor {
                     for s in sessions {
                         let remaining =
                             deadline.saturating_duration_since(tokio::time::Instant::now());
-                        if s.get_cell().wait(Some(remaining)).await.is_err() {
+                        if tokio::time::timeout(remaining, s.ended()).await.is_err() {
                             left += 1;
                         }
                     }
@@ -185,42 +185,23 @@ impl Actor for SessionManagerActor {
                     }
                 }
             }
-        }
-        Ok(())
-    }
-
-    async fn handle_supervisor_evt(
-        &self,
-        _me: ActorRef<Self::Msg>,
-        evt: SupervisionEvent,
-        st: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        let error = match &evt {
-            SupervisionEvent::ActorFailed(_, e) => Some(e.to_string()),
-            _ => None,
-        };
-        if let Decision::Removed { name, failed } = st
-            .sup
-            .on_event(&evt, tokio::time::Instant::now().into_std())
-        {
-            if let SupervisionEvent::ActorFailed(cell, _)
-            | SupervisionEvent::ActorTerminated(cell, ..) = &evt
-            {
-                st.sessions.remove(&cell.get_id());
-            }
-            if failed {
-                let hub = &st.ctx.hub;
-                Counters::bump(&hub.counters.sessions_crashed);
-                tracing::error!(conn_id = %name, error = ?error, "session crashed; its socket was closed, the gateway carries on");
-                let ev = AuditEvent::session_crashed(&name, error.unwrap_or_default());
-                hub.audit.record(ev).await;
+            SessionManagerMsg::Ended { id, conn_id, exit } => {
+                st.sessions.remove(&id);
+                if let Exit::Crashed(error) = exit {
+                    let hub = &st.ctx.hub;
+                    Counters::bump(&hub.counters.sessions_crashed);
+                    tracing::error!(conn_id = %conn_id, error = %error, "session crashed; its socket was closed, the gateway carries on");
+                    hub.audit
+                        .record(AuditEvent::session_crashed(&conn_id, error))
+                        .await;
+                }
             }
         }
         Ok(())
     }
 }
 
-async fn open(me: &ActorRef<SessionManagerMsg>, st: &mut SessionManagerState, conn: NewConnection) {
+fn open(me: &ActorRef<SessionManagerMsg>, st: &mut SessionManagerState, conn: NewConnection) {
     if st.ctx.hub.registry.stopping() {
         return; // dropping the socket closes it
     }
@@ -232,11 +213,17 @@ async fn open(me: &ActorRef<SessionManagerMsg>, st: &mut SessionManagerState, co
         admitted: conn.admitted,
         ctx: st.ctx.clone(),
     };
-    match super::spawn(args, me.get_cell()).await {
-        Ok(session) => {
-            st.sup.started(&conn_id, session.get_cell());
-            st.sessions.insert(session.get_id(), (conn_id, session));
-        }
-        Err(e) => tracing::error!(conn_id = %conn_id, error = %e, "could not start a session"),
-    }
+    st.next_id += 1;
+    let id = st.next_id;
+    let manager = me.clone();
+    let name = conn_id.clone();
+    let session = super::spawn(args, move |exit| {
+        // A manager that is gone (gateway stopping) has nothing left to untrack.
+        let _ = manager.cast(SessionManagerMsg::Ended {
+            id,
+            conn_id: name,
+            exit,
+        });
+    });
+    st.sessions.insert(id, (conn_id, session));
 }

@@ -4,6 +4,14 @@
 //! per-connection `seq`. Socket I/O lives in [`io`]; a crash of this actor drops its state,
 //! which closes only its own socket (1011) and unregisters the connection (see `Drop`).
 //!
+//! Sessions are the one actor kind not hosted by ractor: there is one per connection, and a
+//! ractor actor costs ~8.5 KB of mailboxes, supervision port and boxed loop even when idle
+//! (issue 15, BENCHMARKS.md "Scale"). A session is a *light actor*: one tokio task running
+//! [`run`] over a typed mailbox ([`SessionRef`] is its sending half), one message at a time,
+//! with the handshake timer in its own loop. Its supervisor is still the SessionManager: the
+//! task catches a panic, drops the state (the cleanup above) and reports
+//! [`manager::SessionManagerMsg::Ended`], which counts and audits a crash.
+//!
 //! Every response — answered at once, or by a job that reads the disk or asks another actor
 //! — goes out through [`SessionState::send`], so a full outbound buffer closes the socket
 //! 1008 "slow consumer" in every case. A session runs at most [`MAX_IN_FLIGHT`] jobs at a
@@ -19,8 +27,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use futures_util::FutureExt;
 use serde_json::{json, Value};
+use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::audit::AuditEvent;
@@ -43,9 +52,6 @@ pub const MAX_IN_FLIGHT: usize = 64;
 /// Invalid frames in a row after which a connection is closed 1008: a client that only sends
 /// garbage stops costing the gateway answers.
 pub const MAX_INVALID_RUN: u32 = 8;
-
-/// The session actor.
-pub struct SessionActor;
 
 /// What admission granted a connection (see [`crate::guard`]): released with the session.
 #[derive(Debug, Default)]
@@ -141,17 +147,112 @@ pub enum SessionMsg {
     },
 }
 
-/// Reference to a session.
-pub type SessionRef = ActorRef<SessionMsg>;
+/// Reference to a session: the sending half of its mailbox. Messages are boxed so that an
+/// idle mailbox's slots are 8 bytes (ractor boxes its messages the same way).
+#[derive(Clone)]
+pub struct SessionRef {
+    tx: mpsc::UnboundedSender<Box<SessionMsg>>,
+}
 
-/// Starts a session linked to `supervisor` (the SessionManager).
-pub async fn spawn(
-    args: SessionArgs,
-    supervisor: ractor::ActorCell,
-) -> Result<SessionRef, ractor::SpawnErr> {
-    Ok(Actor::spawn_linked(None, SessionActor, args, supervisor)
-        .await?
-        .0)
+/// The session is gone (its mailbox is closed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionGone;
+
+impl std::fmt::Debug for SessionRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionRef")
+    }
+}
+
+impl SessionRef {
+    /// A mailbox with no session behind it: whoever holds the receiver plays the session
+    /// (tests stand in for sessions this way).
+    pub fn detached() -> (SessionRef, mpsc::UnboundedReceiver<Box<SessionMsg>>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (SessionRef { tx }, rx)
+    }
+
+    /// Sends a message; fails only when the session has ended.
+    pub fn cast(&self, msg: SessionMsg) -> Result<(), SessionGone> {
+        self.tx.send(Box::new(msg)).map_err(|_| SessionGone)
+    }
+
+    /// Resolves once the session has ended (its state dropped, its mailbox closed).
+    pub async fn ended(&self) {
+        self.tx.closed().await
+    }
+}
+
+/// How a session ended, for its supervisor.
+#[derive(Debug)]
+pub enum Exit {
+    /// It stopped (the socket closed, or it closed it).
+    Normal,
+    /// A handler panicked; the message.
+    Crashed(String),
+}
+
+/// Starts a session as a task; `on_exit` runs after its state is dropped (its cleanup done),
+/// with how it ended. A panic in any handler ends only this task.
+pub fn spawn(args: SessionArgs, on_exit: impl FnOnce(Exit) + Send + 'static) -> SessionRef {
+    let (me, rx) = SessionRef::detached();
+    let span = tracing::info_span!("conn", conn_id = %args.conn.conn_id, peer = %args.conn.peer);
+    let session = me.clone();
+    tokio::spawn(
+        async move {
+            let exit = std::panic::AssertUnwindSafe(run(session, rx, Box::new(args)))
+                .catch_unwind()
+                .await;
+            on_exit(match exit {
+                Ok(()) => Exit::Normal,
+                Err(panic) => Exit::Crashed(panic_message(&*panic)),
+            });
+        }
+        .instrument(span),
+    );
+    me
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        format!("panicked: {s}")
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        format!("panicked: {s}")
+    } else {
+        "panicked".to_string()
+    }
+}
+
+/// The session's life: start, then one message at a time until a handler stops it. The
+/// handshake timer is a branch of this loop, live until `hello-ok` (no timer task).
+///
+/// The arguments (the socket's `WebSocketStream` is most of their size) and the start-up
+/// future are boxed: this future is kept for the connection's life, and a once-only state
+/// inline would size it for good (issue 15).
+async fn run(
+    me: SessionRef,
+    mut rx: mpsc::UnboundedReceiver<Box<SessionMsg>>,
+    a: Box<SessionArgs>,
+) {
+    let timeout = a.ctx.hub.settings().handshake_timeout;
+    let mut st = Box::pin(start(&me, a)).await;
+    let timer = tokio::time::sleep(timeout);
+    tokio::pin!(timer);
+    let mut timer_live = true;
+    while !st.stopped {
+        let msg = tokio::select! {
+            biased;
+            m = rx.recv() => match m {
+                Some(m) => *m,
+                None => break, // unreachable while `me` is held; ends cleanly if not
+            },
+            _ = &mut timer, if timer_live && matches!(st.phase, Phase::Handshake) => {
+                timer_live = false;
+                SessionMsg::HandshakeTimeout
+            }
+        };
+        handle(&me, msg, &mut st).await;
+    }
 }
 
 enum Phase {
@@ -180,9 +281,8 @@ pub struct SessionState {
     /// What a node session announced to the NodeRegistry (re-sent after its restart).
     node: Option<crate::nodes::NodeHello>,
     span: tracing::Span,
-    /// Aborted at `hello-ok` and on drop: a pending timer would keep the stopped actor's
-    /// cell alive until it fires.
-    handshake_timer: Option<tokio::task::JoinHandle<Result<(), ractor::MessagingErr<SessionMsg>>>>,
+    /// Set by a handler that ends the session; the loop stops after that handler.
+    stopped: bool,
 }
 
 impl SessionMsg {
@@ -202,134 +302,111 @@ impl SessionMsg {
     }
 }
 
-impl Actor for SessionActor {
-    type Msg = SessionMsg;
-    type State = SessionState;
-    type Arguments = SessionArgs;
-
-    async fn pre_start(
-        &self,
-        me: SessionRef,
-        a: SessionArgs,
-    ) -> Result<SessionState, ActorProcessingErr> {
-        let hub = &a.ctx.hub;
-        let span = tracing::info_span!("conn", conn_id = %a.conn.conn_id, peer = %a.conn.peer);
-        Counters::bump(&hub.counters.connections_total);
-        let stats = hub.registry.register(a.conn.clone());
-        let (out, _task) = io::spawn(a.ws, me.clone(), stats.clone());
-        let nonce = uuid::Uuid::new_v4().to_string();
-        let challenge = json!({"nonce": nonce, "ts": crate::shared::now_ms()});
-        out.text(
-            frame::event("connect.challenge", &challenge, None, None),
-            MAX_BUFFERED_BYTES,
-        );
-        let handshake_timer = me.send_after(hub.settings().handshake_timeout, || {
-            SessionMsg::HandshakeTimeout
-        });
-        hub.audit.record(AuditEvent::conn_open(&a.conn)).await;
-        span.in_scope(|| tracing::debug!("connection open"));
-        Ok(SessionState {
-            conn: a.conn,
-            ctx: a.ctx,
-            admitted: a.admitted,
-            out,
-            stats,
-            nonce,
-            phase: Phase::Handshake,
-            seq: 0,
-            in_flight: 0,
-            invalid_run: 0,
-            frame_limit: a.frame_limit,
-            opened: Instant::now(),
-            close: None,
-            node: None,
-            span,
-            handshake_timer: Some(handshake_timer),
-        })
+/// What ractor's `pre_start` did: register, start the I/O tasks, send the challenge, audit
+/// `conn.open`.
+async fn start(me: &SessionRef, a: Box<SessionArgs>) -> SessionState {
+    let a = *a;
+    let hub = &a.ctx.hub;
+    let span = tracing::Span::current();
+    Counters::bump(&hub.counters.connections_total);
+    let stats = hub.registry.register(a.conn.clone());
+    let (out, _task) = io::spawn(a.ws, me.clone(), stats.clone());
+    let nonce = uuid::Uuid::new_v4().to_string();
+    let challenge = json!({"nonce": nonce, "ts": crate::shared::now_ms()});
+    out.text(
+        frame::event("connect.challenge", &challenge, None, None),
+        MAX_BUFFERED_BYTES,
+    );
+    hub.audit.record(AuditEvent::conn_open(&a.conn)).await;
+    tracing::debug!("connection open");
+    SessionState {
+        conn: a.conn,
+        ctx: a.ctx,
+        admitted: a.admitted,
+        out,
+        stats,
+        nonce,
+        phase: Phase::Handshake,
+        seq: 0,
+        in_flight: 0,
+        invalid_run: 0,
+        frame_limit: a.frame_limit,
+        opened: Instant::now(),
+        close: None,
+        node: None,
+        span,
+        stopped: false,
     }
+}
 
-    async fn handle(
-        &self,
-        me: SessionRef,
-        msg: SessionMsg,
-        st: &mut SessionState,
-    ) -> Result<(), ActorProcessingErr> {
-        let span = st.span.clone();
-        async {
-            tracing::trace!(actor = "session", msg = msg.kind(), "message");
-            st.ctx.hub.trace.note(&st.conn.conn_id, || {
-                format!("actor=session msg={}", msg.kind())
-            });
-            match msg {
-                SessionMsg::Inbound(text) => {
-                    st.out.inbound_taken();
-                    match st.phase {
-                        // Boxed: the handshake's future is large and runs once; inline it
-                        // would size ractor's per-actor loop future (kept for the
-                        // connection's life) by it (issue 15: ~3.5 KB per connection).
-                        Phase::Handshake => {
-                            Box::pin(handshake::on_first_frame(&me, st, text)).await
-                        }
-                        Phase::Ready(_) => on_request(&me, st, text),
-                    }
-                }
-                SessionMsg::Reply { id, result, timing } => {
-                    st.in_flight = st.in_flight.saturating_sub(1);
-                    let (slot, started) = timing;
-                    st.ctx
-                        .hub
-                        .metrics
-                        .observe(slot, started.elapsed(), result.is_ok());
-                    st.respond(&me, &id, result);
-                }
-                SessionMsg::SocketClosed {
-                    code,
-                    reason,
-                    error,
-                } => {
-                    if st.close.is_none() {
-                        let why = error.unwrap_or(reason);
-                        st.close = Some((code.unwrap_or(1005), why));
-                    }
-                    me.stop(None);
-                }
-                SessionMsg::HandshakeTimeout => {
-                    if matches!(st.phase, Phase::Handshake) {
-                        let hub = &st.ctx.hub;
-                        Counters::bump(&hub.counters.handshake_timeouts);
-                        Box::pin(hub.audit.record(AuditEvent::handshake_timeout(&st.conn))).await;
-                        st.close_with(&me, 1000, "");
-                    }
-                }
-                SessionMsg::Event(b) => st.deliver(&me, &b),
-                SessionMsg::Shutdown { reason } => {
-                    if matches!(st.phase, Phase::Ready(_)) {
-                        let payload = json!({"reason": reason, "restartExpectedMs": Value::Null});
-                        let b = Broadcast {
-                            event: "shutdown",
-                            payload,
-                            drop_if_slow: false,
-                            state_version: None,
-                        };
-                        st.deliver(&me, &b);
-                    }
-                    st.close_with(&me, 1012, "service restart");
-                }
-                SessionMsg::Close { code, reason } => st.close_with(&me, code, &reason),
-                SessionMsg::Direct(text) => st.send(&me, text),
-                SessionMsg::Rejoin(nodes) => {
-                    if let Some(h) = &st.node {
-                        let _ = nodes.cast(NodeMsg::Connected {
-                            hello: Box::new(h.clone()),
-                            session: me.clone(),
-                        });
-                    }
-                }
+/// Handles one message (runs inside the connection's span).
+async fn handle(me: &SessionRef, msg: SessionMsg, st: &mut SessionState) {
+    tracing::trace!(actor = "session", msg = msg.kind(), "message");
+    st.ctx.hub.trace.note(&st.conn.conn_id, || {
+        format!("actor=session msg={}", msg.kind())
+    });
+    match msg {
+        SessionMsg::Inbound(text) => {
+            st.out.inbound_taken();
+            match st.phase {
+                // Boxed: the handshake's future is large and runs once; inline, it would
+                // size this task's future (kept for the connection's life) by it.
+                Phase::Handshake => Box::pin(handshake::on_first_frame(me, st, text)).await,
+                Phase::Ready(_) => on_request(me, st, text),
             }
-            Ok(())
         }
-        .instrument(span)
-        .await
+        SessionMsg::Reply { id, result, timing } => {
+            st.in_flight = st.in_flight.saturating_sub(1);
+            let (slot, started) = timing;
+            st.ctx
+                .hub
+                .metrics
+                .observe(slot, started.elapsed(), result.is_ok());
+            st.respond(&id, result);
+        }
+        SessionMsg::SocketClosed {
+            code,
+            reason,
+            error,
+        } => {
+            if st.close.is_none() {
+                let why = error.unwrap_or(reason);
+                st.close = Some((code.unwrap_or(1005), why));
+            }
+            st.stopped = true;
+        }
+        SessionMsg::HandshakeTimeout => {
+            if matches!(st.phase, Phase::Handshake) {
+                let hub = &st.ctx.hub;
+                Counters::bump(&hub.counters.handshake_timeouts);
+                Box::pin(hub.audit.record(AuditEvent::handshake_timeout(&st.conn))).await;
+                st.close_with(1000, "");
+            }
+        }
+        SessionMsg::Event(b) => st.deliver(&b),
+        SessionMsg::Shutdown { reason } => {
+            if matches!(st.phase, Phase::Ready(_)) {
+                let payload = json!({"reason": reason, "restartExpectedMs": Value::Null});
+                let b = Broadcast {
+                    event: "shutdown",
+                    payload,
+                    drop_if_slow: false,
+                    state_version: None,
+                };
+                st.deliver(&b);
+            }
+            st.close_with(1012, "service restart");
+        }
+        SessionMsg::Close { code, reason } => st.close_with(code, &reason),
+        SessionMsg::Direct(text) => st.send(text),
+        SessionMsg::Rejoin(nodes) => {
+            if let Some(h) = &st.node {
+                let _ = nodes.cast(NodeMsg::Connected {
+                    hello: Box::new(h.clone()),
+                    session: me.clone(),
+                });
+            }
+        }
     }
 }
 
@@ -343,14 +420,14 @@ fn on_request(me: &SessionRef, st: &mut SessionState, text: String) {
         }
         Err(e) => {
             let id = e.response_id();
-            st.respond(me, &id, Err(ErrorShape::invalid_frame(&e.to_string())));
+            st.respond(&id, Err(ErrorShape::invalid_frame(&e.to_string())));
             st.invalid_run += 1;
             if st.invalid_run >= MAX_INVALID_RUN {
                 tracing::info!(
                     run = st.invalid_run,
                     "closing 1008: too many invalid frames in a row"
                 );
-                st.close_with(me, 1008, "too many invalid frames");
+                st.close_with(1008, "too many invalid frames");
             }
             return;
         }
@@ -361,7 +438,7 @@ fn on_request(me: &SessionRef, st: &mut SessionState, text: String) {
     Counters::bump(&st.ctx.hub.counters.requests);
     if let Err(e) = st.rate_limit(&req) {
         metrics.observe(slot, started.elapsed(), false);
-        return st.respond(me, &req.id, Err(e));
+        return st.respond(&req.id, Err(e));
     }
     let Phase::Ready(identity) = &st.phase else {
         return;
@@ -377,15 +454,15 @@ fn on_request(me: &SessionRef, st: &mut SessionState, text: String) {
     match methods::dispatch(&call) {
         Dispatch::Done(result) => {
             metrics.observe(slot, started.elapsed(), result.is_ok());
-            st.respond(me, &req.id, result)
+            st.respond(&req.id, result)
         }
         Dispatch::Raw(Ok(payload)) => {
-            st.send(me, frame::response_ok_raw(&req.id, &payload));
+            st.send(frame::response_ok_raw(&req.id, &payload));
             metrics.observe(slot, started.elapsed(), true);
         }
         Dispatch::Raw(Err(e)) => {
             metrics.observe(slot, started.elapsed(), false);
-            st.respond(me, &req.id, Err(e))
+            st.respond(&req.id, Err(e))
         }
         job => st.run_off_actor(me, req.id, job, (slot, started)),
     }
@@ -438,7 +515,7 @@ impl SessionState {
             e.retry_after_ms = Some(100);
             let hub = &self.ctx.hub;
             hub.metrics.observe(timing.0, timing.1.elapsed(), false);
-            return self.respond(me, &id, Err(e));
+            return self.respond(&id, Err(e));
         }
         self.in_flight += 1;
         let me = me.clone();
@@ -467,23 +544,23 @@ impl SessionState {
     }
 
     /// Sends a response (the one path every response takes).
-    fn respond(&mut self, me: &SessionRef, id: &str, result: Result<Value, ErrorShape>) {
+    fn respond(&mut self, id: &str, result: Result<Value, ErrorShape>) {
         let text = match result {
             Ok(payload) => frame::response_ok(id, payload),
             Err(e) => frame::response_err(id, &e),
         };
-        self.send(me, text);
+        self.send(text);
     }
 
     /// Queues a frame; a full buffer closes the socket 1008 "slow consumer".
-    fn send(&mut self, me: &SessionRef, text: String) {
+    fn send(&mut self, text: String) {
         if self.out.text(text, MAX_BUFFERED_BYTES) == Queued::Full {
-            self.slow_consumer(me);
+            self.slow_consumer();
         }
     }
 
     /// Delivers a broadcast with the next `seq`.
-    fn deliver(&mut self, me: &SessionRef, b: &Broadcast) {
+    fn deliver(&mut self, b: &Broadcast) {
         self.seq += 1;
         let text = frame::event(
             b.event,
@@ -492,12 +569,12 @@ impl SessionState {
             b.state_version.as_ref(),
         );
         if self.out.text(text, MAX_BUFFERED_BYTES) == Queued::Full && !b.drop_if_slow {
-            self.slow_consumer(me);
+            self.slow_consumer();
         }
     }
 
     /// The client stopped reading: drop what is queued, close 1008, stop.
-    fn slow_consumer(&mut self, me: &SessionRef) {
+    fn slow_consumer(&mut self) {
         if self.close.is_some() {
             return;
         }
@@ -511,24 +588,21 @@ impl SessionState {
             .record_detached(AuditEvent::slow_consumer(&self.conn, self.out.queued()));
         self.close = Some((1008, "slow consumer".into()));
         self.out.abort(1008, "slow consumer");
-        me.stop(None);
+        self.stopped = true;
     }
 
     /// Queues a close frame and stops; the I/O task writes everything queued before it.
-    fn close_with(&mut self, me: &SessionRef, code: u16, reason: &str) {
+    fn close_with(&mut self, code: u16, reason: &str) {
         if self.close.is_none() {
             self.close = Some((code, reason.to_string()));
         }
         self.out.control(Out::Close(code, reason.to_string()));
-        me.stop(None);
+        self.stopped = true;
     }
 }
 
 impl Drop for SessionState {
     fn drop(&mut self) {
-        if let Some(t) = self.handshake_timer.take() {
-            t.abort();
-        }
         let hub = &self.ctx.hub;
         hub.registry.unregister(&self.conn.conn_id);
         let (code, reason) = self.close.clone().unwrap_or((1011, "session ended".into()));
