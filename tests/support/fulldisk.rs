@@ -280,7 +280,15 @@ pub async fn logins_through_a_full_disk(tag: &str) -> Option<FullDisk> {
         assert!(Instant::now() < deadline, "/readyz never recovered");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // logins go on after the recovery: a bounded number of them, not a stretch of time (at
+    // a few thousand logins a second the loops would fill this 1 MiB disk again within
+    // half a second)
+    let recovered_at = tally.ok_ids.lock().unwrap().len();
+    let deadline = Instant::now() + patience();
+    while tally.ok_ids.lock().unwrap().len() < recovered_at + 24 {
+        assert!(Instant::now() < deadline, "no logins after the recovery");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     stop.store(true, Ordering::Relaxed);
     for l in loops {
         l.await.unwrap();

@@ -58,9 +58,9 @@ pub enum AuditCmd {
     /// Reply once everything queued before is on disk.
     Flush(oneshot::Sender<()>),
     /// Reply `true` once everything queued before is on disk, `false` as soon as an attempt
-    /// to write it fails (the events stay queued and are retried). A std channel: its waiter
-    /// blocks with a wall-clock timeout ([`AuditHandle::durable`]).
-    Sync(std::sync::mpsc::Sender<bool>),
+    /// to write it fails (the events stay queued and are retried); its waiter gives up after
+    /// [`AUDIT_SYNC_TIMEOUT`] on the wall clock ([`AuditHandle::durable`]).
+    Sync(oneshot::Sender<bool>),
 }
 
 /// Counters visible in `status`.
@@ -209,20 +209,36 @@ impl AuditHandle {
     /// is failing, else the outcome of the writer's next attempt (`false` if it fails: full
     /// disk, I/O error), or `false` after [`AUDIT_SYNC_TIMEOUT`] (a hung disk, a writer that
     /// cannot start). Gates answers that must not go out unaudited: a login's hello-ok waits
-    /// for its `auth.ok`. The wait blocks a thread of the blocking pool on a wall clock, so a
-    /// paused test clock neither jumps ahead while the writer thread syncs nor times it out.
+    /// for its `auth.ok`.
+    ///
+    /// The answer is awaited on a oneshot (no thread hand-off per login: issue 15). The
+    /// timeout is wall-clock time: when tokio's timer says it has passed, a paused test clock
+    /// may have jumped there while the writer thread was still syncing, so the rest is
+    /// waited out on the wall clock before giving up.
     pub async fn durable(&self) -> bool {
         if self.stats.failing() {
             return false;
         }
-        let (ack, done) = std::sync::mpsc::channel();
+        let started = std::time::Instant::now();
+        let (ack, mut done) = oneshot::channel();
         if self.tx.send(AuditCmd::Sync(ack)).await.is_err() {
             return false;
         }
-        let wait = tokio::task::spawn_blocking(move || {
-            done.recv_timeout(AUDIT_SYNC_TIMEOUT).unwrap_or(false)
-        });
-        wait.await.unwrap_or(false)
+        if let Ok(answer) = tokio::time::timeout(AUDIT_SYNC_TIMEOUT, &mut done).await {
+            return answer.unwrap_or(false);
+        }
+        while started.elapsed() < AUDIT_SYNC_TIMEOUT {
+            match done.try_recv() {
+                Ok(answer) => return answer,
+                Err(oneshot::error::TryRecvError::Closed) => return false,
+                Err(oneshot::error::TryRecvError::Empty) => {
+                    // A real 10 ms, whatever the test clock does.
+                    let nap = std::time::Duration::from_millis(10);
+                    let _ = tokio::task::spawn_blocking(move || std::thread::sleep(nap)).await;
+                }
+            }
+        }
+        done.try_recv().unwrap_or(false)
     }
 
     /// Events written so far.
