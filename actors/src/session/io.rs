@@ -1,9 +1,11 @@
-//! The per-connection I/O tasks: the socket is split into a reader, which forwards inbound
-//! frames to the Session actor by `cast` and keeps reading while a write is stalled (so a
-//! client that stops reading is noticed as a slow consumer instead of freezing the
-//! connection), and a writer, which writes outbound frames from a channel whose queued bytes
-//! are counted against `maxBufferedBytes`, pings authenticated sockets, and closes. Never
-//! awaited inside an actor handler.
+//! The per-connection socket halves: the socket is split; the Session reads its half itself
+//! (a branch of its loop: [`Session::on_frame`](super) turns each frame into a message), and
+//! a writer task writes outbound frames from a channel whose queued bytes are counted
+//! against `maxBufferedBytes`, pings authenticated sockets, and closes. Because writes happen
+//! in their own task, the session keeps reading while a write is stalled, so a client that
+//! stops reading is noticed as a slow consumer instead of freezing the connection. When the
+//! session ends after queuing a close, it hands its read half to the writer, which reads on
+//! until the peer's close frame (at most [`CLOSE_LINGER`]) so the socket shuts cleanly.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use std::time::Duration;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -29,11 +31,6 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 
 /// The WebSocket type sessions use.
 pub type WsStream = WebSocketStream<GuardedIo<Box<dyn Io>>>;
-
-/// Inbound frames a connection may have waiting for its session: the reader stops reading
-/// (and TCP pushes back on the client) until the session catches up, so one flooding client
-/// holds a bounded queue and gets its turn like everyone else.
-pub const MAX_INBOUND_QUEUED: usize = 32;
 
 /// How long a closing socket waits for the peer's close frame.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
@@ -55,7 +52,6 @@ pub fn ws_config() -> WebSocketConfig {
 }
 
 /// Commands for the writer.
-#[derive(Debug)]
 pub enum Out {
     /// Send a text frame (its bytes are counted in the queue).
     Text(String),
@@ -63,6 +59,23 @@ pub enum Out {
     StartPings(Duration),
     /// Send a close frame and end.
     Close(u16, String),
+    /// The peer sent a close frame (tungstenite queued the answer): flush and end.
+    PeerClosed,
+    /// The session ended after queuing a close: its read half, to read until the peer's
+    /// close frame.
+    Linger(Box<Stream>),
+}
+
+impl std::fmt::Debug for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Out::Text(t) => write!(f, "Text({} bytes)", t.len()),
+            Out::StartPings(d) => write!(f, "StartPings({d:?})"),
+            Out::Close(code, reason) => write!(f, "Close({code}, {reason:?})"),
+            Out::PeerClosed => f.write_str("PeerClosed"),
+            Out::Linger(_) => f.write_str("Linger"),
+        }
+    }
 }
 
 /// The session's side of the outbound queue.
@@ -71,7 +84,7 @@ pub struct Outbound {
     tx: mpsc::UnboundedSender<Out>,
     queued: Arc<AtomicUsize>,
     abort: Arc<watch::Sender<bool>>,
-    inbound: Arc<tokio::sync::Semaphore>,
+    seen: Arc<Seen>,
 }
 
 /// Result of queueing a frame.
@@ -85,22 +98,9 @@ pub enum Queued {
     Closed,
 }
 
-/// What the reader tells the writer.
-enum FromReader {
-    /// The peer sent a close frame (tungstenite answered it): flush and end.
-    PeerClosed,
-    /// Close with this code (1009 for an oversize frame, 1011 when the session is gone).
-    Close(u16, &'static str),
-}
-
 /// Writer state besides the sink.
 struct Writer {
     rx: mpsc::UnboundedReceiver<Out>,
-    /// The reader's last word (it sends at most one, then ends): a oneshot, not a channel,
-    /// because an idle connection holds it for its whole life (an mpsc costs ~1.3 KB).
-    from_reader: oneshot::Receiver<FromReader>,
-    /// The reader's word was taken (or it ended without one).
-    reader_done: bool,
     queued: Arc<AtomicUsize>,
     abort: watch::Receiver<bool>,
     session: SessionRef,
@@ -108,14 +108,16 @@ struct Writer {
     seen: Arc<Seen>,
 }
 
-/// When the reader last heard from the peer (ms since `base`), for the ping timeout.
+/// When the session last heard from the peer (ms since `base`), for the ping timeout.
+#[derive(Debug)]
 struct Seen {
     base: tokio::time::Instant,
     ms: std::sync::atomic::AtomicU64,
 }
 
 type Sink = SplitSink<WsStream, Message>;
-type Stream = SplitStream<WsStream>;
+/// The read half of a session's socket.
+pub type Stream = SplitStream<WsStream>;
 
 // === impl Outbound ===
 
@@ -151,9 +153,9 @@ impl Outbound {
         self.queued.load(Ordering::Acquire)
     }
 
-    /// The session took one inbound frame: the reader may queue another.
-    pub fn inbound_taken(&self) {
-        self.inbound.add_permits(1);
+    /// The peer was heard from (any frame): resets the ping timeout.
+    pub fn heard(&self) {
+        self.seen.touch();
     }
 }
 
@@ -171,178 +173,180 @@ impl Seen {
     }
 }
 
-/// Starts the reader and writer for `ws`; returns the outbound queue and the writer's
-/// handle (it ends the reader).
-pub fn spawn(
-    ws: WsStream,
-    session: SessionRef,
-    stats: Arc<ConnStats>,
-) -> (Outbound, tokio::task::JoinHandle<()>) {
+/// Splits `ws` and starts the writer; returns the outbound queue and the read half, which
+/// the session reads itself.
+pub fn spawn(ws: WsStream, session: SessionRef, stats: Arc<ConnStats>) -> (Outbound, Stream) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let (reader_tx, from_reader) = oneshot::channel();
     let (abort_tx, abort) = watch::channel(false);
     let queued = Arc::new(AtomicUsize::new(0));
-    let inbound = Arc::new(tokio::sync::Semaphore::new(MAX_INBOUND_QUEUED));
-    let out = Outbound {
-        tx,
-        queued: queued.clone(),
-        abort: Arc::new(abort_tx),
-        inbound: inbound.clone(),
-    };
     let seen = Arc::new(Seen {
         base: tokio::time::Instant::now(),
         ms: Default::default(),
     });
+    let out = Outbound {
+        tx,
+        queued: queued.clone(),
+        abort: Arc::new(abort_tx),
+        seen: seen.clone(),
+    };
     let (sink, stream) = ws.split();
-    let reader = tokio::spawn(read_loop(
-        stream,
-        Reader {
-            to_writer: reader_tx,
-            session: session.clone(),
-            stats: stats.clone(),
-            seen: seen.clone(),
-            inbound,
-        },
-    ));
     let w = Writer {
         rx,
-        from_reader,
-        reader_done: false,
         queued,
         abort,
         session,
         stats,
         seen,
     };
-    let task = tokio::spawn(write_loop(sink, w, reader));
-    (out, task)
+    tokio::spawn(write_loop(sink, w));
+    (out, stream)
 }
 
-/// What the reader holds besides the stream.
-struct Reader {
-    to_writer: oneshot::Sender<FromReader>,
-    session: SessionRef,
-    stats: Arc<ConnStats>,
-    seen: Arc<Seen>,
-    /// One permit per frame the session has not taken yet ([`MAX_INBOUND_QUEUED`]).
-    inbound: Arc<tokio::sync::Semaphore>,
+/// What one read of the socket means for the session.
+pub enum Read {
+    /// A data frame (binary is taken as lossy UTF-8).
+    Frame(String),
+    /// Ping or pong (tungstenite answers pings itself): nothing for the session.
+    Control,
+    /// The socket is done: the peer closed (tungstenite queued the answer), it ended, or a
+    /// read failed (its close frame, if it earns one, is queued). Stop reading.
+    Closed {
+        /// Close code from the peer, if any.
+        code: Option<u16>,
+        /// Close reason from the peer.
+        reason: String,
+        /// The read error, if any.
+        error: Option<String>,
+    },
 }
 
-/// Forwards inbound frames to the session until the peer closes or the socket fails.
-async fn read_loop(mut stream: Stream, r: Reader) {
-    let Reader {
-        to_writer,
-        session,
-        stats,
-        seen,
-        inbound,
-    } = r;
-    let closed = |error: Option<String>| SessionMsg::SocketClosed {
+/// Interprets one read of the session's half (`None`: the stream ended), counting bytes
+/// and telling the writer what a close needs.
+pub fn on_read(read: Option<Result<Message, WsError>>, out: &Outbound, stats: &ConnStats) -> Read {
+    let closed = |error: Option<String>| Read::Closed {
         code: None,
         reason: String::new(),
         error,
     };
-    loop {
-        // Wait for room in the session's queue before reading the next frame.
-        match inbound.acquire().await {
-            Ok(p) => p.forget(),
-            Err(_) => return,
+    let Some(read) = read else {
+        return closed(None);
+    };
+    out.heard();
+    let text = match read {
+        Ok(Message::Text(t)) => t.as_str().to_owned(),
+        Ok(Message::Binary(b)) => String::from_utf8_lossy(&b).into_owned(),
+        Ok(Message::Close(frame)) => {
+            let (code, reason) = frame
+                .map(|f| (Some(u16::from(f.code)), f.reason.as_str().to_owned()))
+                .unwrap_or((None, String::new()));
+            out.control(Out::PeerClosed);
+            return Read::Closed {
+                code,
+                reason,
+                error: None,
+            };
         }
-        let Some(msg) = stream.next().await else {
-            break;
-        };
-        seen.touch();
-        let text = match msg {
-            Ok(Message::Text(t)) => t.as_str().to_owned(),
-            Ok(Message::Binary(b)) => String::from_utf8_lossy(&b).into_owned(),
-            Ok(Message::Close(frame)) => {
-                let (code, reason) = frame
-                    .map(|f| (Some(u16::from(f.code)), f.reason.as_str().to_owned()))
-                    .unwrap_or((None, String::new()));
-                let _ = to_writer.send(FromReader::PeerClosed);
-                let _ = session.cast(SessionMsg::SocketClosed {
-                    code,
-                    reason,
-                    error: None,
-                });
-                return;
+        Ok(_) => return Read::Control,
+        Err(e) => {
+            // RFC 6455 §7.1.7: fail the connection with a close frame, not a bare FIN.
+            if let Some((code, reason)) = close_for(&e) {
+                out.control(Out::Close(code, reason.to_string()));
             }
-            Ok(_) => {
-                // ping/pong: tungstenite answers pings itself; nothing went to the session.
-                inbound.add_permits(1);
-                continue;
-            }
-            Err(e) => {
-                // RFC 6455 §7.1.7: fail the connection with a close frame, not a bare FIN.
-                if let Some((code, reason)) = close_for(&e) {
-                    let _ = to_writer.send(FromReader::Close(code, reason));
-                }
-                let _ = session.cast(closed(Some(describe(&e))));
-                return;
-            }
-        };
-        stats.frames_in.fetch_add(1, Ordering::Relaxed);
-        stats
-            .bytes_in
-            .fetch_add(text.len() as u64, Ordering::Relaxed);
-        if session.cast(SessionMsg::Inbound(text)).is_err() {
-            let _ = to_writer.send(FromReader::Close(1011, "internal error"));
-            return;
-        }
-    }
-    let _ = session.cast(closed(None));
-}
-
-/// Writes queued frames and pings until a close; then closes and ends the reader.
-async fn write_loop(mut sink: Sink, mut w: Writer, reader: tokio::task::JoinHandle<()>) {
-    let mut ping: Option<tokio::time::Interval> = None;
-    let mut ping_every = Duration::MAX;
-    let end: Option<(u16, String)> = loop {
-        tokio::select! {
-            biased;
-            cmd = &mut w.from_reader, if !w.reader_done => {
-                w.reader_done = true;
-                match cmd {
-                    Ok(FromReader::PeerClosed) => {
-                        let _ = sink.flush().await;
-                        break None;
-                    }
-                    Ok(FromReader::Close(code, reason)) => break Some((code, reason.to_string())),
-                    // The reader ended without a word (it told the session instead).
-                    Err(_) => {}
-                }
-            },
-            cmd = w.rx.recv() => match cmd {
-                Some(Out::Text(t)) => match write_batch(&mut sink, t, &mut w).await {
-                    Err(()) => break None,
-                    Ok(Some(Out::StartPings(every))) => ping = Some(start_pings(every, &mut ping_every)),
-                    Ok(Some(Out::Close(code, reason))) => break Some((code, reason)),
-                    Ok(_) => {}
-                },
-                Some(Out::StartPings(every)) => ping = Some(start_pings(every, &mut ping_every)),
-                Some(Out::Close(code, reason)) => break Some((code, reason)),
-                // The session is gone without closing (it crashed): close on its behalf.
-                None => break Some((1011, "internal error".into())),
-            },
-            _ = async { ping.as_mut().expect("guarded").tick().await }, if ping.is_some() => {
-                if w.seen.since() > ping_every.saturating_mul(2) {
-                    let _ = w.session.cast(SessionMsg::SocketClosed { code: None, reason: String::new(), error: Some("ping timeout".into()) });
-                    break Some((1001, "ping timeout".into()));
-                }
-                if !stall_guarded(sink.send(Message::Ping(Default::default())), &mut w.abort).await {
-                    let _ = w.session.cast(SessionMsg::SocketClosed { code: None, reason: String::new(), error: Some("write failed".into()) });
-                    break None;
-                }
-            }
+            return closed(Some(describe(&e)));
         }
     };
-    let stop_reader = reader.abort_handle();
+    stats.frames_in.fetch_add(1, Ordering::Relaxed);
+    stats
+        .bytes_in
+        .fetch_add(text.len() as u64, Ordering::Relaxed);
+    Read::Frame(text)
+}
+
+/// What a control command means for the write loop.
+enum Flow {
+    Go,
+    /// End now (after a flush when the peer closed).
+    End,
+    /// Send this close frame, then linger for the peer's.
+    Close(u16, String),
+}
+
+/// Applies a non-text command.
+async fn control(cmd: Out, sink: &mut Sink, ping: &mut Ping) -> Flow {
+    match cmd {
+        Out::Text(_) => Flow::Go, // texts go through write_batch
+        Out::StartPings(every) => {
+            *ping = Some(start_pings(every));
+            Flow::Go
+        }
+        Out::Close(code, reason) => Flow::Close(code, reason),
+        Out::PeerClosed => {
+            let _ = sink.flush().await;
+            Flow::End
+        }
+        // The session ended without a close (its half is only handed over after one).
+        Out::Linger(_) => Flow::Go,
+    }
+}
+
+type Ping = Option<(tokio::time::Interval, Duration)>;
+
+/// Writes queued frames and pings until a close; then closes and reads the session's half
+/// (when it hands it over) until the peer's close frame.
+async fn write_loop(mut sink: Sink, mut w: Writer) {
+    let mut ping: Ping = None;
+    let end: Option<(u16, String)> = loop {
+        let flow = tokio::select! {
+            cmd = w.rx.recv() => match cmd {
+                Some(Out::Text(t)) => match write_batch(&mut sink, t, &mut w).await {
+                    Err(()) => Flow::End,
+                    Ok(Some(cmd)) => control(cmd, &mut sink, &mut ping).await,
+                    Ok(None) => Flow::Go,
+                },
+                Some(cmd) => control(cmd, &mut sink, &mut ping).await,
+                // The session is gone without closing (it crashed): close on its behalf.
+                None => Flow::Close(1011, "internal error".into()),
+            },
+            _ = async { ping.as_mut().expect("guarded").0.tick().await }, if ping.is_some() => {
+                let every = ping.as_ref().map_or(Duration::MAX, |p| p.1);
+                if w.seen.since() > every.saturating_mul(2) {
+                    let _ = w.session.cast(SessionMsg::SocketClosed { code: None, reason: String::new(), error: Some("ping timeout".into()) });
+                    Flow::Close(1001, "ping timeout".into())
+                } else if !stall_guarded(sink.send(Message::Ping(Default::default())), &mut w.abort).await {
+                    let _ = w.session.cast(SessionMsg::SocketClosed { code: None, reason: String::new(), error: Some("write failed".into()) });
+                    Flow::End
+                } else {
+                    Flow::Go
+                }
+            }
+        };
+        match flow {
+            Flow::Go => {}
+            Flow::End => break None,
+            Flow::Close(code, reason) => break Some((code, reason)),
+        }
+    };
     if let Some((code, reason)) = end {
         close(&mut sink, code, &reason, &mut w.abort).await;
-        // Wait briefly for the peer's close (the reader ends on it, or on EOF).
-        let _ = tokio::time::timeout(CLOSE_LINGER, reader).await;
+        // Wait briefly for the peer's close: the session hands its read half over as it
+        // ends (after the close it queued); read until the peer's close frame or EOF.
+        let linger = async {
+            while let Some(cmd) = w.rx.recv().await {
+                if let Out::Linger(mut stream) = cmd {
+                    // Bounded by CLOSE_LINGER, not by a count: closing with unread bytes
+                    // (a client still pipelining requests) would send an RST, which can
+                    // destroy the close frame before the client reads it.
+                    while let Some(Ok(m)) = stream.next().await {
+                        if m.is_close() {
+                            break;
+                        }
+                    }
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_LINGER, linger).await;
     }
-    stop_reader.abort();
 }
 
 /// Runs a write; `false` when it failed, or when the connection was aborted and the write
@@ -406,11 +410,10 @@ fn write_failed(w: &Writer) -> Result<Option<Out>, ()> {
     Err(())
 }
 
-fn start_pings(every: Duration, ping_every: &mut Duration) -> tokio::time::Interval {
-    *ping_every = every;
+fn start_pings(every: Duration) -> (tokio::time::Interval, Duration) {
     let mut i = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    i
+    (i, every)
 }
 
 /// Sends a close frame (bounded when aborted).

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::FutureExt;
+use futures_util::{FutureExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -235,23 +235,39 @@ async fn run(
     a: Box<SessionArgs>,
 ) {
     let timeout = a.ctx.hub.settings().handshake_timeout;
-    let mut st = Box::pin(start(&me, a)).await;
+    let (mut st, stream) = Box::pin(start(&me, a)).await;
+    // The socket's read half: read here, one frame at a time, so a flooding client is
+    // pushed back by TCP while its session is busy (no inbound queue to bound).
+    let mut stream = Some(stream);
     let timer = tokio::time::sleep(timeout);
     tokio::pin!(timer);
     let mut timer_live = true;
     while !st.stopped {
         let msg = tokio::select! {
-            biased;
             m = rx.recv() => match m {
                 Some(m) => *m,
                 None => break, // unreachable while `me` is held; ends cleanly if not
             },
+            read = async { stream.as_mut().expect("guarded").next().await }, if stream.is_some() => {
+                match io::on_read(read, &st.out, &st.stats) {
+                    io::Read::Frame(text) => SessionMsg::Inbound(text),
+                    io::Read::Control => continue,
+                    io::Read::Closed { code, reason, error } => {
+                        stream = None;
+                        SessionMsg::SocketClosed { code, reason, error }
+                    }
+                }
+            }
             _ = &mut timer, if timer_live && matches!(st.phase, Phase::Handshake) => {
                 timer_live = false;
                 SessionMsg::HandshakeTimeout
             }
         };
         handle(&me, msg, &mut st).await;
+    }
+    // A close was queued (or the writer is gone): let the writer read the peer's close.
+    if let Some(stream) = stream {
+        st.out.control(Out::Linger(Box::new(stream)));
     }
 }
 
@@ -304,13 +320,13 @@ impl SessionMsg {
 
 /// What ractor's `pre_start` did: register, start the I/O tasks, send the challenge, audit
 /// `conn.open`.
-async fn start(me: &SessionRef, a: Box<SessionArgs>) -> SessionState {
+async fn start(me: &SessionRef, a: Box<SessionArgs>) -> (SessionState, io::Stream) {
     let a = *a;
     let hub = &a.ctx.hub;
     let span = tracing::Span::current();
     Counters::bump(&hub.counters.connections_total);
     let stats = hub.registry.register(a.conn.clone());
-    let (out, _task) = io::spawn(a.ws, me.clone(), stats.clone());
+    let (out, stream) = io::spawn(a.ws, me.clone(), stats.clone());
     let nonce = uuid::Uuid::new_v4().to_string();
     let challenge = json!({"nonce": nonce, "ts": crate::shared::now_ms()});
     out.text(
@@ -319,7 +335,7 @@ async fn start(me: &SessionRef, a: Box<SessionArgs>) -> SessionState {
     );
     hub.audit.record(AuditEvent::conn_open(&a.conn)).await;
     tracing::debug!("connection open");
-    SessionState {
+    let st = SessionState {
         conn: a.conn,
         ctx: a.ctx,
         admitted: a.admitted,
@@ -336,7 +352,8 @@ async fn start(me: &SessionRef, a: Box<SessionArgs>) -> SessionState {
         node: None,
         span,
         stopped: false,
-    }
+    };
+    (st, stream)
 }
 
 /// Handles one message (runs inside the connection's span).
@@ -347,7 +364,6 @@ async fn handle(me: &SessionRef, msg: SessionMsg, st: &mut SessionState) {
     });
     match msg {
         SessionMsg::Inbound(text) => {
-            st.out.inbound_taken();
             match st.phase {
                 // Boxed: the handshake's future is large and runs once; inline, it would
                 // size this task's future (kept for the connection's life) by it.
