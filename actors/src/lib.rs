@@ -24,7 +24,8 @@
 //! - [`listener`]: one Listener actor per bound address, and [`listener::http`]
 //!   (`/healthz`, `/readyz`, `/`, the WebSocket upgrade).
 //! - [`session`]: the SessionManager ([`session::manager`]), the per-connection Session
-//!   actor, its I/O tasks ([`session::io`]), the handshake, and the method table
+//!   (a light actor: one task over a typed mailbox), its socket halves and writer task
+//!   ([`session::io`]), the handshake, and the method table
 //!   ([`session::methods`]) with `logs.tail` cursors ([`session::logtail`]).
 //! - [`nodes`]: the NodeRegistry actor (connected nodes, approved command surfaces, the
 //!   `node.invoke` relay) and its pure rules ([`nodes::policy`], [`nodes::invokes`],
