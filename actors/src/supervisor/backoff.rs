@@ -20,14 +20,6 @@ pub struct Backoff {
 // === impl Backoff ===
 
 impl Backoff {
-    /// No delay at all (temporary children are never restarted).
-    pub const NONE: Backoff = Backoff {
-        initial: Duration::ZERO,
-        max: Duration::ZERO,
-        multiplier: 1.0,
-        jitter: 0.0,
-    };
-
     /// Delay before retry `attempt` (1-based); `unit` in `[0, 1)` draws the jitter. Never
     /// below `initial * (1 - jitter)`, so a retry loop is never hot.
     pub fn delay(&self, attempt: u32, unit: f64) -> Duration {
@@ -82,7 +74,6 @@ mod tests {
             (b(100, 1_000, 3.0, 0.0), 3, 0.5, 900),
             (b(100, 1_000, 0.5, 0.0), 5, 0.0, 100), // a multiplier below 1 never shrinks
             (b(0, 0, 2.0, 0.3), 4, 0.7, 0),
-            (Backoff::NONE, 3, 0.5, 0),
         ];
         for (bo, attempt, unit, want) in cases {
             assert_eq!(
