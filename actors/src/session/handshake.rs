@@ -38,34 +38,42 @@ pub const EVENTS: &[&str] = &[
     "node.runnerInventory.changed",
 ];
 
+/// The first frame as a `connect` request: its id and params, or `None` once the error is
+/// answered and the close queued. Well-formed frames take the one-parse fast path
+/// ([`ConnectParams::parse_frame`]); the rest are parsed in two steps, which word the error.
+fn connect_request(st: &mut SessionState, text: &str) -> Option<(String, ConnectParams)> {
+    if let Some(ok) = ConnectParams::parse_frame(text) {
+        return Some(ok);
+    }
+    let req = match parse_request(text) {
+        Ok(r) => r,
+        Err(_) => {
+            st.close_with(1008, "invalid request frame");
+            return None;
+        }
+    };
+    let err = if req.method != "connect" {
+        "invalid handshake: first request must be connect".to_string()
+    } else {
+        match ConnectParams::parse(req.params.as_ref()) {
+            Ok(p) => return Some((req.id, p)),
+            Err(err) => format!("invalid connect params: {err}"),
+        }
+    };
+    let e = ErrorShape::new(code::INVALID_REQUEST, err);
+    st.send(frame::response_err(&req.id, &e));
+    st.close_with(1008, &e.message);
+    None
+}
+
 /// Handles the first frame of a connection.
 pub(super) async fn on_first_frame(me: &SessionRef, st: &mut SessionState, text: String) {
-    let req = match parse_request(&text) {
-        Ok(r) => r,
-        Err(_) => return st.close_with(1008, "invalid request frame"),
+    let Some((req_id, params)) = connect_request(st, &text) else {
+        return;
     };
     let fail = |st: &mut SessionState, e: ErrorShape, close: u16, reason: &str| {
-        st.send(frame::response_err(&req.id, &e));
+        st.send(frame::response_err(&req_id, &e));
         st.close_with(close, reason);
-    };
-    if req.method != "connect" {
-        let e = ErrorShape::new(
-            code::INVALID_REQUEST,
-            "invalid handshake: first request must be connect",
-        );
-        let m = e.message.clone();
-        return fail(st, e, 1008, &m);
-    }
-    let params = match ConnectParams::parse(req.params.as_ref()) {
-        Ok(p) => p,
-        Err(err) => {
-            let e = ErrorShape::new(
-                code::INVALID_REQUEST,
-                format!("invalid connect params: {err}"),
-            );
-            let m = e.message.clone();
-            return fail(st, e, 1008, &m);
-        }
     };
     if !matches!(params.role(), "operator" | "node") {
         return fail(
@@ -112,7 +120,7 @@ pub(super) async fn on_first_frame(me: &SessionRef, st: &mut SessionState, text:
                 device_id,
                 device_token,
             };
-            hello(me, st, &req.id, &params, protocol, granted)
+            hello(me, st, &req_id, &params, protocol, granted)
         }
         Ok(AuthReply::Reject {
             error,
