@@ -16,12 +16,8 @@ N=${N:-2000} TOP=${TOP:-15}
 TOKEN=Bench0123456789abcdefghijklmnopqrstuvwxyzAB
 command -v valgrind >/dev/null || { echo "needs valgrind: apt-get install -y valgrind" >&2; exit 2; }
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
-if [ -z "${OPENCLAW_BIN:-}" ]; then
-  CARGO_PROFILE_RELEASE_DEBUG=line-tables-only cargo build -q --release --bin openclaw
-  OPENCLAW_BIN=$CARGO_TARGET_DIR/release/openclaw
-fi
-LOAD=$(cargo bench --bench load --no-run 2>&1 | sed -En 's/.*Executable .*\((.*)\)$/\1/p' | tail -1)
-[ -x "$LOAD" ] || { echo "cannot find the load bench binary" >&2; exit 2; }
+. benches/bins.sh
+bench_bins CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
 WORK=$(mktemp -d)
 VPID=
 cleanup() { [ -n "$VPID" ] && kill "$VPID" 2>/dev/null; rm -rf "$WORK"; }
@@ -31,13 +27,7 @@ env -i HOME="$WORK/home" PATH="$PATH" OPENCLAW_GATEWAY_TOKEN=$TOKEN TOKIO_WORKER
   valgrind --tool=dhat --dhat-out-file="$WORK/dhat.out" "$OPENCLAW_BIN" gateway --port 0 \
   > "$WORK/out" 2> "$WORK/err" &
 VPID=$!
-PORT=
-for _ in $(seq 600); do
-  PORT=$(sed -En 's/^listening on ws:\/\/127\.0\.0\.1:([0-9]+)$/\1/p' "$WORK/out" | head -1)
-  [ -n "$PORT" ] && break
-  sleep 0.1
-done
-[ -n "$PORT" ] || { echo "gateway did not start: $(tail -5 "$WORK/err")" >&2; exit 1; }
+PORT=$(listening_port "$WORK/out" "$WORK/err" gateway) || exit 1
 "$LOAD" idle --url "ws://127.0.0.1:$PORT" --token $TOKEN --connections "$N" --hold-seconds 10 \
   > "$WORK/idle" 2>&1 || { echo "load idle failed: $(tail -5 "$WORK/idle")" >&2; exit 1; }
 kill -TERM "$VPID"; wait "$VPID" || true; VPID=

@@ -21,12 +21,8 @@ SECS=${SECS:-8}
 TOKEN=Bench0123456789abcdefghijklmnopqrstuvwxyzAB
 command -v valgrind >/dev/null || { echo "needs valgrind: apt-get install -y valgrind" >&2; exit 2; }
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
-if [ -z "${OPENCLAW_BIN:-}" ]; then
-  cargo build -q --release --bin openclaw
-  OPENCLAW_BIN=$CARGO_TARGET_DIR/release/openclaw
-fi
-LOAD=$(cargo bench --bench load --no-run 2>&1 | sed -En 's/.*Executable .*\((.*)\)$/\1/p' | tail -1)
-[ -x "$LOAD" ] || { echo "cannot find the load bench binary" >&2; exit 2; }
+. benches/bins.sh
+bench_bins
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; [ "${KEEP:-0}" = 1 ] && echo "kept $WORK" >&2 || rm -rf "$WORK"; }
@@ -39,12 +35,7 @@ start() {
   local name=$1; shift
   "$@" > "$WORK/$name.log" 2> "$WORK/$name.err" &
   PID=$!; PIDS+=("$PID")
-  for _ in $(seq 600); do
-    PORT=$(sed -En 's/^listening on wss?:\/\/127\.0\.0\.1:([0-9]+)$/\1/p' "$WORK/$name.log" 2>/dev/null | head -1 || true)
-    [ -n "$PORT" ] && return 0
-    sleep 0.1
-  done
-  echo "$name did not start: $(tail -5 "$WORK/$name.err")" >&2; exit 1
+  PORT=$(listening_port "$WORK/$name.log" "$WORK/$name.err" "$name") || exit 1
 }
 
 field() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])[sys.argv[1]])' "$1"; }

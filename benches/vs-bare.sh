@@ -14,12 +14,8 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3} SECS=${SECS:-4} WORKERS=${WORKERS:-8}
 TOKEN=Bench0123456789abcdefghijklmnopqrstuvwxyzAB
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
-if [ -z "${OPENCLAW_BIN:-}" ]; then
-  cargo build -q --release --bin openclaw
-  OPENCLAW_BIN=$CARGO_TARGET_DIR/release/openclaw
-fi
-LOAD=$(cargo bench --bench load --no-run 2>&1 | sed -En 's/.*Executable .*\((.*)\)$/\1/p' | tail -1)
-[ -x "$LOAD" ] || { echo "cannot find the load bench binary" >&2; exit 2; }
+. benches/bins.sh
+bench_bins
 . benches/gateways.sh
 WORK=$(mktemp -d)
 ECHO_PID=
@@ -30,13 +26,7 @@ GW_PORT=$(start "$OPENCLAW_BIN")
 GW_PID=$(tail -1 "$PIDS")
 "$LOAD" echo-server --port 0 > "$WORK/echo.out" 2> "$WORK/echo.err" &
 ECHO_PID=$!
-ECHO_PORT=
-for _ in $(seq 100); do
-  ECHO_PORT=$(sed -En 's/^listening on ws:\/\/127\.0\.0\.1:([0-9]+)$/\1/p' "$WORK/echo.out" | head -1)
-  [ -n "$ECHO_PORT" ] && break
-  sleep 0.05
-done
-[ -n "$ECHO_PORT" ] || { echo "echo server did not start: $(cat "$WORK/echo.err")" >&2; exit 1; }
+ECHO_PORT=$(listening_port "$WORK/echo.out" "$WORK/echo.err" "echo server") || exit 1
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime, clock ticks
 HZ=$(getconf CLK_TCK)

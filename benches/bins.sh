@@ -1,0 +1,26 @@
+# Sourced by the bench scripts, from the repository root with CARGO_TARGET_DIR exported.
+
+# bench_bins [VAR=value ...]: sets OPENCLAW_BIN (a release build of the working tree, built
+# with the given cargo settings, unless OPENCLAW_BIN is already set) and LOAD (the `load`
+# bench binary, benches/load.rs).
+bench_bins() {
+  if [ -z "${OPENCLAW_BIN:-}" ]; then
+    env "$@" cargo build -q --release --bin openclaw
+    OPENCLAW_BIN=$CARGO_TARGET_DIR/release/openclaw
+  fi
+  LOAD=$(cargo bench --bench load --no-run 2>&1 | sed -En 's/.*Executable .*\((.*)\)$/\1/p' | tail -1)
+  [ -x "$LOAD" ] || { echo "cannot find the load bench binary" >&2; exit 2; }
+}
+
+# listening_port OUT ERR NAME: waits (≤ 60 s) for a server's "listening on ws[s]://127.0.0.1:PORT"
+# line in OUT and echoes PORT; otherwise prints NAME and the tail of ERR and fails.
+listening_port() {
+  local out=$1 err=$2 name=$3 port
+  for _ in $(seq 600); do
+    port=$(sed -En 's/^listening on wss?:\/\/127\.0\.0\.1:([0-9]+)$/\1/p' "$out" 2>/dev/null | head -1 || true)
+    if [ -n "$port" ]; then echo "$port"; return 0; fi
+    sleep 0.1
+  done
+  echo "$name did not start: $(tail -5 "$err")" >&2
+  return 1
+}
