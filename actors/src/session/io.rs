@@ -1,20 +1,30 @@
 //! The per-connection socket halves: the socket is split; the Session reads its half itself
 //! (a branch of its loop: [`Session::on_frame`](super) turns each frame into a message), and
 //! a writer task writes outbound frames from a channel whose queued bytes are counted
-//! against `maxBufferedBytes`, pings authenticated sockets, and closes. Because writes happen
-//! in their own task, the session keeps reading while a write is stalled, so a client that
-//! stops reading is noticed as a slow consumer instead of freezing the connection. When the
-//! session ends after queuing a close, it hands its read half to the writer, which reads on
-//! until the peer's close frame (at most [`CLOSE_LINGER`]) so the socket shuts cleanly.
+//! against `maxBufferedBytes`, pings authenticated sockets, and closes. Because stalled
+//! writes are left to their own task, the session keeps reading while a write is stalled,
+//! so a client that stops reading is noticed as a slow consumer instead of freezing the
+//! connection. When the session ends after queuing a close, it hands its read half to the
+//! writer, which reads on until the peer's close frame (at most [`CLOSE_LINGER`]) so the
+//! socket shuts cleanly.
+//!
+//! The write fast path: when nothing is queued and the writer is not in the middle of a
+//! write, [`Outbound::text`] writes the frame itself, without waiting (the socket takes it
+//! or tungstenite keeps it); only a write the socket could not finish goes to the writer
+//! ([`Out::Flush`]), and everything after it queues behind it. Order is kept because the
+//! fast path runs only while the queue is empty, under the sink's lock (issue 15: the hop
+//! to the writer task was most of the per-request cost over the bare server).
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink as _, SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Mutex};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -55,6 +65,9 @@ pub fn ws_config() -> WebSocketConfig {
 pub enum Out {
     /// Send a text frame (its bytes are counted in the queue).
     Text(String),
+    /// The fast path left this many bytes (counted in the queue) in tungstenite's buffer:
+    /// flush them.
+    Flush(usize),
     /// Start WS pings (after `hello-ok`).
     StartPings(Duration),
     /// Send a close frame and end.
@@ -70,6 +83,7 @@ impl std::fmt::Debug for Out {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Out::Text(t) => write!(f, "Text({} bytes)", t.len()),
+            Out::Flush(n) => write!(f, "Flush({n} bytes)"),
             Out::StartPings(d) => write!(f, "StartPings({d:?})"),
             Out::Close(code, reason) => write!(f, "Close({code}, {reason:?})"),
             Out::PeerClosed => f.write_str("PeerClosed"),
@@ -79,12 +93,22 @@ impl std::fmt::Debug for Out {
 }
 
 /// The session's side of the outbound queue.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Outbound {
     tx: mpsc::UnboundedSender<Out>,
     queued: Arc<AtomicUsize>,
     abort: Arc<watch::Sender<bool>>,
     seen: Arc<Seen>,
+    sink: Arc<Mutex<Sink>>,
+    stats: Arc<ConnStats>,
+}
+
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbound")
+            .field("queued", &self.queued())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Result of queueing a frame.
@@ -116,6 +140,7 @@ struct Seen {
 }
 
 type Sink = SplitSink<WsStream, Message>;
+type Shared = Arc<Mutex<Sink>>;
 /// The read half of a session's socket.
 pub type Stream = SplitStream<WsStream>;
 
@@ -125,6 +150,10 @@ impl Outbound {
     /// Queues a text frame unless the queue would exceed `limit` bytes.
     pub fn text(&self, text: String, limit: usize) -> Queued {
         let n = text.len();
+        let text = match self.write_now(text) {
+            Ok(()) => return Queued::Ok,
+            Err(text) => text,
+        };
         let before = self.queued.fetch_add(n, Ordering::AcqRel);
         if before + n > limit && before > 0 {
             self.queued.fetch_sub(n, Ordering::AcqRel);
@@ -134,6 +163,36 @@ impl Outbound {
             Ok(()) => Queued::Ok,
             Err(_) => Queued::Closed,
         }
+    }
+
+    /// The fast path: with nothing queued and the sink free, writes `text` and flushes
+    /// without waiting. `Err(text)` when it cannot be tried (the frame is queued instead).
+    /// A flush the socket could not finish, or that failed, goes to the writer as
+    /// [`Out::Flush`] with the frame's bytes counted as queued, so later frames queue
+    /// behind it and a failure is reported by the writer as for any write.
+    fn write_now(&self, text: String) -> Result<(), String> {
+        if self.queued.load(Ordering::Acquire) != 0 || *self.abort.borrow() {
+            return Err(text);
+        }
+        let Ok(mut sink) = self.sink.try_lock() else {
+            return Err(text);
+        };
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut sink = Pin::new(&mut *sink);
+        if !matches!(sink.as_mut().poll_ready(&mut cx), Poll::Ready(Ok(()))) {
+            return Err(text);
+        }
+        let n = text.len();
+        let sent = sink.as_mut().start_send(Message::text(text)).is_ok();
+        self.stats.frames_out.fetch_add(1, Ordering::Relaxed);
+        self.stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+        if sent && matches!(sink.as_mut().poll_flush(&mut cx), Poll::Ready(Ok(()))) {
+            return Ok(());
+        }
+        // Unfinished (or failed): the writer flushes (or reports the failure).
+        self.queued.fetch_add(n, Ordering::AcqRel);
+        let _ = self.tx.send(Out::Flush(n));
+        Ok(())
     }
 
     /// Sends a control command.
@@ -183,13 +242,16 @@ pub fn spawn(ws: WsStream, session: SessionRef, stats: Arc<ConnStats>) -> (Outbo
         base: tokio::time::Instant::now(),
         ms: Default::default(),
     });
+    let (sink, stream) = ws.split();
+    let sink = Arc::new(Mutex::new(sink));
     let out = Outbound {
         tx,
         queued: queued.clone(),
         abort: Arc::new(abort_tx),
         seen: seen.clone(),
+        sink: sink.clone(),
+        stats: stats.clone(),
     };
-    let (sink, stream) = ws.split();
     let w = Writer {
         rx,
         queued,
@@ -272,9 +334,19 @@ enum Flow {
 }
 
 /// Applies a non-text command.
-async fn control(cmd: Out, sink: &mut Sink, ping: &mut Ping) -> Flow {
+async fn control(cmd: Out, sink: &mut Sink, ping: &mut Ping, w: &mut Writer) -> Flow {
     match cmd {
         Out::Text(_) => Flow::Go, // texts go through write_batch
+        Out::Flush(n) => {
+            let flushed = stall_guarded(sink.flush(), &mut w.abort).await;
+            w.queued.fetch_sub(n, Ordering::AcqRel);
+            if flushed {
+                Flow::Go
+            } else {
+                let _ = write_failed(w);
+                Flow::End
+            }
+        }
         Out::StartPings(every) => {
             *ping = Some(start_pings(every));
             Flow::Go
@@ -292,18 +364,22 @@ async fn control(cmd: Out, sink: &mut Sink, ping: &mut Ping) -> Flow {
 type Ping = Option<(tokio::time::Interval, Duration)>;
 
 /// Writes queued frames and pings until a close; then closes and reads the session's half
-/// (when it hands it over) until the peer's close frame.
-async fn write_loop(mut sink: Sink, mut w: Writer) {
+/// (when it hands it over) until the peer's close frame. The sink's lock is held for each
+/// write (a stalled one included), so the session's fast path stays off meanwhile.
+async fn write_loop(shared: Shared, mut w: Writer) {
     let mut ping: Ping = None;
     let end: Option<(u16, String)> = loop {
         let flow = tokio::select! {
             cmd = w.rx.recv() => match cmd {
-                Some(Out::Text(t)) => match write_batch(&mut sink, t, &mut w).await {
-                    Err(()) => Flow::End,
-                    Ok(Some(cmd)) => control(cmd, &mut sink, &mut ping).await,
-                    Ok(None) => Flow::Go,
-                },
-                Some(cmd) => control(cmd, &mut sink, &mut ping).await,
+                Some(Out::Text(t)) => {
+                    let mut sink = shared.lock().await;
+                    match write_batch(&mut sink, t, &mut w).await {
+                        Err(()) => Flow::End,
+                        Ok(Some(cmd)) => control(cmd, &mut sink, &mut ping, &mut w).await,
+                        Ok(None) => Flow::Go,
+                    }
+                }
+                Some(cmd) => control(cmd, &mut *shared.lock().await, &mut ping, &mut w).await,
                 // The session is gone without closing (it crashed): close on its behalf.
                 None => Flow::Close(1011, "internal error".into()),
             },
@@ -312,7 +388,7 @@ async fn write_loop(mut sink: Sink, mut w: Writer) {
                 if w.seen.since() > every.saturating_mul(2) {
                     let _ = w.session.cast(SessionMsg::SocketClosed { code: None, reason: String::new(), error: Some("ping timeout".into()) });
                     Flow::Close(1001, "ping timeout".into())
-                } else if !stall_guarded(sink.send(Message::Ping(Default::default())), &mut w.abort).await {
+                } else if !stall_guarded(shared.lock().await.send(Message::Ping(Default::default())), &mut w.abort).await {
                     let _ = w.session.cast(SessionMsg::SocketClosed { code: None, reason: String::new(), error: Some("write failed".into()) });
                     Flow::End
                 } else {
@@ -327,7 +403,7 @@ async fn write_loop(mut sink: Sink, mut w: Writer) {
         }
     };
     if let Some((code, reason)) = end {
-        close(&mut sink, code, &reason, &mut w.abort).await;
+        close(&mut *shared.lock().await, code, &reason, &mut w.abort).await;
         // Wait briefly for the peer's close: the session hands its read half over as it
         // ends (after the close it queued); read until the peer's close frame or EOF.
         let linger = async {
