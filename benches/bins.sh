@@ -1,11 +1,12 @@
 # Sourced by the bench scripts, from the repository root with CARGO_TARGET_DIR exported.
 
 # bench_bins [VAR=value ...]: sets OPENCLAW_BIN (a release build of the working tree, built
-# with the given cargo settings, unless OPENCLAW_BIN is already set) and LOAD (the `load`
-# bench binary, benches/load.rs).
+# with the given cargo settings and the flags in BUILD_FLAGS, unless OPENCLAW_BIN is already
+# set) and LOAD (the `load` bench binary, benches/load.rs).
 bench_bins() {
   if [ -z "${OPENCLAW_BIN:-}" ]; then
-    env "$@" cargo build -q --release --bin openclaw
+    # shellcheck disable=SC2086 # BUILD_FLAGS is a list of flags
+    env "$@" cargo build -q --release --bin openclaw ${BUILD_FLAGS:-}
     OPENCLAW_BIN=$CARGO_TARGET_DIR/release/openclaw
   fi
   LOAD=$(cargo bench --bench load --no-run 2>&1 | sed -En 's/.*Executable .*\((.*)\)$/\1/p' | tail -1)

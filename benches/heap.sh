@@ -9,7 +9,11 @@
 #   bash benches/heap.sh                  # N=2000, top 15 sites
 #   N=5000 TOP=30 bash benches/heap.sh
 #   OPENCLAW_BIN=/path/to/openclaw bash benches/heap.sh   # another build (names need
-#       CARGO_PROFILE_RELEASE_DEBUG=line-tables-only; totals do not)
+#       CARGO_PROFILE_RELEASE_DEBUG=line-tables-only; totals do not; it must be built with
+#       --no-default-features: DHAT sees glibc's malloc, not mimalloc)
+#
+# The build here is without the default `mimalloc` feature, for the same reason: the bytes
+# requested per connection are the same with either allocator (RSS differs: scale.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-2000} TOP=${TOP:-15}
@@ -17,7 +21,7 @@ TOKEN=Bench0123456789abcdefghijklmnopqrstuvwxyzAB
 command -v valgrind >/dev/null || { echo "needs valgrind: apt-get install -y valgrind" >&2; exit 2; }
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 . benches/bins.sh
-bench_bins CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
+BUILD_FLAGS=--no-default-features bench_bins CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
 WORK=$(mktemp -d)
 VPID=
 cleanup() { [ -n "$VPID" ] && kill "$VPID" 2>/dev/null; rm -rf "$WORK"; }
@@ -36,6 +40,9 @@ import json, re, sys
 d = json.load(open(sys.argv[1])); n = int(sys.argv[2]); top = int(sys.argv[3])
 ft = d["ftbl"]
 total = sum(p.get("gb", 0) for p in d["pps"])
+if total < 100 * n:
+    sys.exit(f"DHAT saw {total:,} bytes for {n} connections: is the gateway built with mimalloc? "
+             "(build it with --no-default-features)")
 print(f"heap live at the peak: {total:,} bytes over {n} connections = **{total / n:,.0f} bytes per connection**\n")
 noise = re.compile(r"memalign|aligned_malloc|__rdl|alloc_impl|^alloc |^allocate|UnknownInlined|box_new|"
                    r"^malloc|^calloc|^realloc|raw_vec|RawVec|do_reserve|finish_grow|reserve_rehash|"

@@ -52,6 +52,12 @@
 //! The soft `RLIMIT_NOFILE` is raised to the hard limit at start (idle runs need one fd per
 //! connection, and the spawned gateway inherits the limit).
 
+/// The gateway's allocator (feature `mimalloc`), so that the bare echo server's figures
+/// stay a like-for-like ceiling.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "load/args.rs"]
 mod args;
 #[path = "load/churn.rs"]

@@ -13,6 +13,12 @@ mod transport;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's malloc: fewer instructions per allocation, and a handshake
+/// makes ~180 of them (issue 15; BENCHMARKS.md "Performance").
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `println!` that ignores a closed stdout (`openclaw logs | head` must not panic).
 #[macro_export]
 macro_rules! out {
