@@ -32,6 +32,16 @@ use crate::guard::Policy;
 /// Version reported to clients.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// A random (v4) UUID from the thread's CSPRNG (`rand`'s ChaCha-based `ThreadRng`, seeded
+/// from the OS): for connection ids and challenge nonces, which each handshake makes one
+/// of. `Uuid::new_v4` asks the kernel (`getrandom`) every time: two system calls per
+/// handshake (issue 15).
+pub fn random_uuid() -> String {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string()
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()

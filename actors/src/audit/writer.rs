@@ -111,7 +111,7 @@ fn write_line(out: &mut Vec<u8>, ev: &AuditEvent, seq: u64, ts: i64) {
         ("ts", Own::I(ts)),
     ];
     let mut own = own.iter().peekable();
-    let mut fields = ev.fields.iter().peekable();
+    let mut fields = ev.fields().peekable();
     let mut first = true;
     loop {
         // The smaller key goes next; on a tie the field wins and ours is skipped.
@@ -120,11 +120,11 @@ fn write_line(out: &mut Vec<u8>, ev: &AuditEvent, seq: u64, ts: i64) {
             (Some(_), None) => true,
             (None, Some(_)) => false,
             (Some((k, _)), Some((f, _))) => {
-                if *k == f.as_str() {
+                if k == f {
                     own.next();
                     continue;
                 }
-                *k < f.as_str()
+                k < f
             }
         };
         out.push(if first { b'{' } else { b',' });
@@ -509,8 +509,8 @@ mod tests {
             m.insert("ts".into(), Value::from(ts));
             m.insert("seq".into(), Value::from(seq));
             m.insert("event".into(), Value::from(ev.event));
-            for (k, v) in &ev.fields {
-                m.insert(k.clone(), v.clone());
+            for (k, v) in ev.fields() {
+                m.insert(k.to_string(), v.clone());
             }
             let mut out = serde_json::to_vec(&Value::Object(m)).unwrap();
             out.push(b'\n');

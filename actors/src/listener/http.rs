@@ -472,7 +472,7 @@ fn ws_key(h: &hyper::HeaderMap) -> Result<HeaderValue, KeyError> {
 fn conn_facts(h: &hyper::HeaderMap, peer: SocketAddr, admission: &Admission) -> ConnFacts {
     let header_str = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
     ConnFacts {
-        conn_id: uuid::Uuid::new_v4().to_string(),
+        conn_id: crate::shared::random_uuid(),
         peer,
         client: admission.attribution.client(),
         forwarded: admission.attribution.proxied(),

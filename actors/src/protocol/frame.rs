@@ -1,7 +1,7 @@
 //! Frame codec: parse inbound `req` frames, build outbound `res` and `event` frames.
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::errors::ErrorShape;
 
@@ -116,35 +116,51 @@ pub fn response_ok_raw(id: &str, payload: &str) -> String {
 
 /// `{"type":"res","id":…,"ok":false,"error":…}`.
 pub fn response_err(id: &str, error: &ErrorShape) -> String {
-    let mut m = Map::with_capacity(4);
-    m.insert("type".into(), Value::from("res"));
-    m.insert("id".into(), Value::from(id));
-    m.insert("ok".into(), Value::Bool(false));
-    m.insert(
-        "error".into(),
-        serde_json::to_value(error).unwrap_or(Value::Null),
-    );
-    Value::Object(m).to_string()
+    #[derive(serde::Serialize)]
+    struct Res<'a> {
+        #[serde(rename = "type")]
+        ty: &'static str,
+        id: &'a str,
+        ok: bool,
+        error: &'a ErrorShape,
+    }
+    let res = Res {
+        ty: "res",
+        id,
+        ok: false,
+        error,
+    };
+    serde_json::to_string(&res).unwrap_or_default()
 }
 
-/// `{"type":"event","event":…,"payload":…[,"seq":n][,"stateVersion":…]}`.
-pub fn event(
+/// `{"type":"event","event":…,"payload":…[,"seq":n][,"stateVersion":…]}`, serialized
+/// straight from its parts: a broadcast makes one per session, and building a map around a
+/// clone of the payload for each was most of its cost (issue 15).
+pub fn event<P: serde::Serialize + ?Sized>(
     name: &str,
-    payload: &Value,
+    payload: &P,
     seq: Option<u64>,
     state_version: Option<&Value>,
 ) -> String {
-    let mut m = Map::with_capacity(5);
-    m.insert("type".into(), Value::from("event"));
-    m.insert("event".into(), Value::from(name));
-    m.insert("payload".into(), payload.clone());
-    if let Some(seq) = seq {
-        m.insert("seq".into(), Value::from(seq));
+    #[derive(serde::Serialize)]
+    struct Event<'a, P: ?Sized> {
+        #[serde(rename = "type")]
+        ty: &'static str,
+        event: &'a str,
+        payload: &'a P,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+        #[serde(rename = "stateVersion", skip_serializing_if = "Option::is_none")]
+        state_version: Option<&'a Value>,
     }
-    if let Some(sv) = state_version {
-        m.insert("stateVersion".into(), sv.clone());
-    }
-    Value::Object(m).to_string()
+    let ev = Event {
+        ty: "event",
+        event: name,
+        payload,
+        seq,
+        state_version,
+    };
+    serde_json::to_string(&ev).unwrap_or_default()
 }
 
 #[cfg(test)]

