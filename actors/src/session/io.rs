@@ -534,3 +534,89 @@ fn describe(e: &WsError) -> String {
         other => other.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::MAX_BUFFERED_BYTES;
+    use crate::shared::ConnFacts;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    /// A session's socket halves over an in-memory pipe holding `buf` bytes, and the
+    /// client's end of it.
+    async fn pair(buf: usize) -> (Outbound, Stream, WebSocketStream<tokio::io::DuplexStream>) {
+        let (server, client) = tokio::io::duplex(buf);
+        let io: Box<dyn Io> = Box::new(server);
+        let limit = Arc::new(AtomicUsize::new(MAX_PAYLOAD_BYTES));
+        let ws = WebSocketStream::from_raw_socket(
+            GuardedIo::new(io, limit),
+            Role::Server,
+            Some(ws_config()),
+        )
+        .await;
+        let peer = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        let facts = Arc::new(ConnFacts {
+            conn_id: "c1".into(),
+            peer: "127.0.0.1:5000".parse().unwrap(),
+            client: "127.0.0.1".parse().unwrap(),
+            forwarded: false,
+            origin: None,
+            proxy_user: None,
+            user_agent: None,
+            connected_at_ms: 0,
+            tailscale: None,
+        });
+        let stats = crate::shared::Registry::default().register(facts);
+        let (session, _rx) = SessionRef::detached();
+        let (out, stream) = spawn(ws, session, stats);
+        (out, stream, peer)
+    }
+
+    async fn next_text(peer: &mut WebSocketStream<tokio::io::DuplexStream>) -> String {
+        let m = tokio::time::timeout(Duration::from_secs(10), peer.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("the stream is open")
+            .expect("a valid frame");
+        m.into_text().expect("a text frame").as_str().to_owned()
+    }
+
+    #[tokio::test]
+    async fn with_nothing_queued_the_session_writes_the_frame_itself() {
+        let (out, _stream, mut peer) = pair(64 * 1024).await;
+        assert_eq!(out.text("one".into(), MAX_BUFFERED_BYTES), Queued::Ok);
+        // Written and flushed before `text` returned: nothing is left for the writer.
+        assert_eq!(out.queued(), 0);
+        assert_eq!(out.stats.frames_out.load(Ordering::Relaxed), 1);
+        assert_eq!(next_text(&mut peer).await, "one");
+    }
+
+    #[tokio::test]
+    async fn a_frame_the_socket_cannot_take_at_once_is_finished_by_the_writer_in_order() {
+        let (out, _stream, mut peer) = pair(4096).await;
+        let big = "x".repeat(300_000);
+        assert_eq!(out.text(big.clone(), MAX_BUFFERED_BYTES), Queued::Ok);
+        // The pipe took at most 4 KiB: the rest is the writer's, counted as queued, so the
+        // next frame queues behind it instead of being written first.
+        assert_eq!(out.queued(), big.len());
+        assert_eq!(out.text("after".into(), MAX_BUFFERED_BYTES), Queued::Ok);
+        assert_eq!(out.queued(), big.len() + "after".len());
+        assert_eq!(next_text(&mut peer).await, big);
+        assert_eq!(next_text(&mut peer).await, "after");
+        for _ in 0..1000 {
+            if out.queued() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            out.queued(),
+            0,
+            "the writer's flush is counted off the queue"
+        );
+        // The queue is empty again: the next frame takes the fast path.
+        assert_eq!(out.text("again".into(), MAX_BUFFERED_BYTES), Queued::Ok);
+        assert_eq!(out.queued(), 0);
+        assert_eq!(next_text(&mut peer).await, "again");
+    }
+}
