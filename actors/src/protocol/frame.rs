@@ -133,14 +133,21 @@ pub fn response_ok(id: &str, payload: Value) -> String {
 /// `{"type":"res","id":…,"ok":true,"payload":<raw>}` around a payload that is already JSON
 /// (the hot methods serialize straight from their structs).
 pub fn response_ok_raw(id: &str, payload: &str) -> String {
-    let id = serde_json::to_string(id).unwrap_or_else(|_| "\"\"".into());
-    let mut out = String::with_capacity(payload.len() + id.len() + 40);
-    out.push_str(r#"{"type":"res","id":"#);
-    out.push_str(&id);
-    out.push_str(r#","ok":true,"payload":"#);
-    out.push_str(payload);
-    out.push('}');
-    out
+    let mut out = Vec::with_capacity(payload.len() + id.len() + 42);
+    response_ok_head(&mut out, id);
+    out.extend_from_slice(payload.as_bytes());
+    out.push(b'}');
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends `{"type":"res","id":…,"ok":true,"payload":` to `out`: the caller writes the
+/// payload (JSON) and the closing `}`.
+pub fn response_ok_head(out: &mut Vec<u8>, id: &str) {
+    out.extend_from_slice(br#"{"type":"res","id":"#);
+    if serde_json::to_writer(&mut *out, id).is_err() {
+        out.extend_from_slice(b"\"\"");
+    }
+    out.extend_from_slice(br#","ok":true,"payload":"#);
 }
 
 /// `{"type":"res","id":…,"ok":false,"error":…}`.

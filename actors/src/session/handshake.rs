@@ -325,9 +325,8 @@ fn hello_frame(
     // One buffer, sized for a typical frame (1,886 bytes with one connection listed): the
     // response envelope, `features`, then the payload's own fields after its `{`.
     let mut out = Vec::with_capacity(2048);
-    out.extend_from_slice(br#"{"type":"res","id":"#);
-    let _ = serde_json::to_writer(&mut out, id);
-    out.extend_from_slice(br#","ok":true,"payload":{"features":"#);
+    frame::response_ok_head(&mut out, id);
+    out.extend_from_slice(br#"{"features":"#);
     out.extend_from_slice(features.as_bytes());
     out.push(b',');
     let fields = out.len();
