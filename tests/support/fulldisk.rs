@@ -67,14 +67,23 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// `<dir>/audit.jsonl.N` … `.1`, `audit.jsonl`: every existing file, oldest first.
+/// `<dir>/audit.jsonl.N` … `.1`, `audit.jsonl`: every existing file, oldest first. All
+/// numbered files, not just `.1` up to the first gap: a kill between a rotation's renames
+/// leaves one missing number until the next start finishes the rotation.
 pub fn audit_files(logs: &Path) -> Vec<PathBuf> {
     let base = logs.join("audit.jsonl");
-    let mut n = 0;
-    while logs.join(format!("audit.jsonl.{}", n + 1)).exists() {
-        n += 1;
-    }
-    let mut files: Vec<PathBuf> = (1..=n)
+    let mut numbers: Vec<usize> = std::fs::read_dir(logs)
+        .map(|d| {
+            d.filter_map(|e| {
+                let name = e.ok()?.file_name();
+                name.to_str()?.strip_prefix("audit.jsonl.")?.parse().ok()
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    numbers.sort_unstable();
+    let mut files: Vec<PathBuf> = numbers
+        .iter()
         .rev()
         .map(|i| logs.join(format!("audit.jsonl.{i}")))
         .collect();
@@ -90,7 +99,13 @@ pub fn audit_files(logs: &Path) -> Vec<PathBuf> {
 pub fn events_in(logs: &Path, allow_torn: bool) -> Vec<Value> {
     let mut out = Vec::new();
     for f in audit_files(logs) {
-        let mut text = std::fs::read_to_string(&f).unwrap();
+        // Renamed by a rotation since it was listed: its lines are missing from this read,
+        // which the callers' gapless checks see.
+        let mut text = match std::fs::read_to_string(&f) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => panic!("{}: {e}", f.display()),
+        };
         if allow_torn && !text.ends_with('\n') {
             let keep = text.rfind('\n').map_or(0, |i| i + 1);
             text.truncate(keep);

@@ -64,6 +64,23 @@ impl Rotation {
     }
 }
 
+/// The renames that finish a rotation a crash cut short, given the indexes that exist (0:
+/// the current file). [`Rotation::plan`] renames from the oldest file down, so a rotation
+/// cut short leaves one missing index with files above it, which readers (they list `.1`,
+/// `.2`, … up to the first gap) would not see: the files below the gap move up by one, the
+/// current file to `.1`. Empty when the numbering has no gap.
+pub fn finish_plan(present: &[usize]) -> Vec<Step> {
+    let max = present.iter().copied().max().unwrap_or(0);
+    let Some(gap) = (1..max).find(|n| !present.contains(n)) else {
+        return Vec::new();
+    };
+    (0..gap)
+        .rev()
+        .filter(|n| present.contains(n))
+        .map(|n| Step::Rename(n, n + 1))
+        .collect()
+}
+
 /// `<file>.n` (`n` = 0: the file itself).
 pub fn numbered(path: &Path, n: usize) -> PathBuf {
     if n == 0 {
@@ -95,6 +112,49 @@ mod tests {
             (u64::MAX, 1, true),
         ] {
             assert_eq!(r.due(len, batch), want, "{len} + {batch}");
+        }
+    }
+
+    #[test]
+    fn finish_plan_table() {
+        // No gap: nothing to finish.
+        for present in [&[][..], &[0], &[0, 1], &[0, 1, 2, 3], &[1, 2]] {
+            assert_eq!(finish_plan(present), vec![], "{present:?}");
+        }
+        // Cut after Rename(1, 2): the current file still has to become `.1`.
+        assert_eq!(finish_plan(&[0, 2, 3]), vec![Rename(0, 1)]);
+        // Cut after Rename(2, 3): `.1` and the current file still have to move.
+        assert_eq!(finish_plan(&[0, 1, 3, 4]), vec![Rename(1, 2), Rename(0, 1)]);
+        // Order of `present` does not matter; no current file: only the numbered ones move.
+        assert_eq!(finish_plan(&[3, 1, 0]), vec![Rename(1, 2), Rename(0, 1)]);
+        assert_eq!(finish_plan(&[1, 3]), vec![Rename(1, 2)]);
+        // Every plan, cut after any of its renames, is finished into the full rotation.
+        let r = Rotation {
+            max_bytes: 1,
+            keep: 10,
+        };
+        for rotated in 0..6usize {
+            let plan = r.plan(rotated);
+            for cut in 0..plan.len() {
+                let mut files: Vec<Option<usize>> = (0..=rotated).map(Some).collect();
+                files.resize(12, None); // files[i] = which original file is at index i
+                let apply = |files: &mut Vec<Option<usize>>, s: &Step| match *s {
+                    Step::Remove(n) => files[n] = None,
+                    Step::Rename(a, b) => files[b] = files[a].take(),
+                };
+                let mut whole = files.clone();
+                plan.iter().for_each(|s| apply(&mut whole, s));
+                plan[..cut].iter().for_each(|s| apply(&mut files, s));
+                let present: Vec<usize> =
+                    (0..files.len()).filter(|&i| files[i].is_some()).collect();
+                finish_plan(&present)
+                    .iter()
+                    .for_each(|s| apply(&mut files, s));
+                // Cut before its first rename, a rotation has not begun: nothing to finish.
+                if cut > 0 {
+                    assert_eq!(files, whole, "rotated {rotated}, cut after {cut} steps");
+                }
+            }
         }
     }
 

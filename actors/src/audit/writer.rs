@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::commit::{complete_len, prepare, Prepare};
-use super::rotate::{numbered, Rotation, Step};
+use super::rotate::{self, numbered, Rotation, Step};
 use super::{AuditCmd, AuditEvent, AuditStats, RxSlot, AUDIT_BATCH};
 use crate::shared::{lock, now_ms};
 
@@ -86,6 +86,53 @@ fn open_append(path: &Path) -> std::io::Result<File> {
         .append(true)
         .mode(0o600)
         .open(path)
+}
+
+/// Finishes a rotation a crash cut short between its renames ([`rotate::finish_plan`]):
+/// until then, the files above the missing number are invisible to readers. Runs at start,
+/// after the current file's torn tail is repaired. `true` when there was one to finish.
+fn finish_rotation(path: &Path) -> std::io::Result<bool> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(false);
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let mut present: Vec<usize> = Vec::new();
+    if path.exists() {
+        present.push(0);
+    }
+    for entry in entries {
+        let file = entry?.file_name();
+        let n = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .filter(|digits| digits.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|digits| digits.parse::<usize>().ok());
+        if let Some(n @ 1..) = n {
+            present.push(n);
+        }
+    }
+    let steps = rotate::finish_plan(&present);
+    for step in &steps {
+        if let Step::Rename(a, b) = *step {
+            std::fs::rename(numbered(path, a), numbered(path, b))?;
+        }
+    }
+    if steps.is_empty() {
+        return Ok(false);
+    }
+    sync_dir(path)?;
+    tracing::warn!(path = %path.display(), renames = steps.len(), "finished an audit log rotation a crash had cut short");
+    Ok(true)
 }
 
 /// Makes renames and new files in `path`'s directory durable.
@@ -324,6 +371,16 @@ pub(super) fn run(path: PathBuf, rotation: Rotation, slot: RxSlot, stats: Arc<Au
             return;
         }
     };
+    if let Err(e) = finish_rotation(&path) {
+        failed(
+            &stats,
+            &path,
+            "cannot finish an interrupted audit log rotation",
+            &e,
+        );
+        std::thread::sleep(RETRY_PAUSE);
+        return;
+    }
     let mut sink = match Sink::open(path.clone(), rotation, seq) {
         Ok(s) => s,
         Err(e) => {
@@ -421,6 +478,67 @@ mod tests {
         );
         assert_eq!(recover(&p).unwrap(), (3, false));
         assert_eq!(recover(&d.join("none")).unwrap(), (1, false));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_rotation_cut_short_by_a_crash_is_finished_at_start() {
+        let d = std::env::temp_dir().join(format!("oc-audit-cut-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let p = d.join("audit.jsonl");
+        let rot = Rotation {
+            max_bytes: 4096,
+            keep: 1000,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let write = |n: u64| {
+            let (h, t) = start_writer(&p, rot);
+            rt.block_on(async {
+                for i in 0..n {
+                    h.record(AuditEvent::new("test").with("i", i)).await;
+                    if i % 20 == 19 {
+                        assert!(h.flush(Duration::from_secs(30)).await);
+                    }
+                }
+                assert!(h.flush(Duration::from_secs(30)).await);
+            });
+            drop(h);
+            t.join().unwrap();
+        };
+        let seqs = || -> Vec<u64> {
+            let mut out = Vec::new();
+            for s in crate::audit::read::segments(&p).unwrap() {
+                for l in std::fs::read_to_string(&s.path).unwrap().lines() {
+                    let v: Value = serde_json::from_str(l).unwrap();
+                    out.push(v["seq"].as_u64().unwrap());
+                }
+            }
+            out
+        };
+        write(200);
+        let rotated = (1..).take_while(|&n| numbered(&p, n).exists()).count();
+        assert!(rotated >= 3, "{rotated}");
+        let before = seqs();
+        // The crash: a rotation's renames ran from the oldest down to `.1 → .2`, and the
+        // process died before `audit.jsonl → .1`.
+        for n in (1..=rotated).rev() {
+            std::fs::rename(numbered(&p, n), numbered(&p, n + 1)).unwrap();
+        }
+        assert!(!numbered(&p, 1).exists());
+        assert!(finish_rotation(&d.join("none.jsonl")).is_ok_and(|done| !done));
+        write(10);
+        assert!(numbered(&p, 1).exists(), "the current file became .1");
+        let after = seqs();
+        assert_eq!(
+            &after[..before.len()],
+            &before[..],
+            "nothing above the gap went missing"
+        );
+        let want: Vec<u64> = (1..=after.len() as u64).collect();
+        assert_eq!(after, want, "gapless across the finished rotation");
         let _ = std::fs::remove_dir_all(&d);
     }
 
