@@ -647,6 +647,23 @@ pub fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 // === impl ConnFacts ===
 
 impl ConnFacts {
+    /// A direct connection `c1` from `peer`, nothing forwarded (tests).
+    #[cfg(test)]
+    pub(crate) fn direct(peer: &str) -> Self {
+        let peer: SocketAddr = peer.parse().expect("a socket address");
+        ConnFacts {
+            conn_id: "c1".into(),
+            peer,
+            client: peer.ip(),
+            forwarded: false,
+            origin: None,
+            proxy_user: None,
+            user_agent: None,
+            connected_at_ms: 0,
+            tailscale: None,
+        }
+    }
+
     /// Loopback without proxy headers or `Origin`: the local-client rules apply.
     pub fn is_local(&self) -> bool {
         self.peer.ip().is_loopback() && !self.forwarded && self.origin.is_none()

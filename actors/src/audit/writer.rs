@@ -464,12 +464,32 @@ mod tests {
     }
     use crate::audit::{channel, AuditArgs};
 
+    /// A scratch directory for one test (removed if left from an earlier run, not created)
+    /// and the log path in it.
+    fn scratch(tag: &str) -> (PathBuf, PathBuf) {
+        let d = std::env::temp_dir().join(format!("oc-audit-{tag}{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let p = d.join("audit.jsonl");
+        (d, p)
+    }
+
+    /// 4 KiB files, none dropped: many rotations from few events.
+    const SMALL_FILES: Rotation = Rotation {
+        max_bytes: 4096,
+        keep: 1000,
+    };
+
+    fn current_thread() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
     #[test]
     fn recover_truncates_partial_line_and_continues_seq() {
-        let d = std::env::temp_dir().join(format!("oc-audit-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
+        let (d, p) = scratch("");
         std::fs::create_dir_all(&d).unwrap();
-        let p = d.join("audit.jsonl");
         std::fs::write(&p, "{\"seq\":1}\n{\"seq\":2}\n{\"seq\":3,\"ev").unwrap();
         assert_eq!(recover(&p).unwrap(), (3, true));
         assert_eq!(
@@ -483,17 +503,9 @@ mod tests {
 
     #[test]
     fn a_rotation_cut_short_by_a_crash_is_finished_at_start() {
-        let d = std::env::temp_dir().join(format!("oc-audit-cut-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        let p = d.join("audit.jsonl");
-        let rot = Rotation {
-            max_bytes: 4096,
-            keep: 1000,
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let (d, p) = scratch("cut-");
+        let rot = SMALL_FILES;
+        let rt = current_thread();
         let write = |n: u64| {
             let (h, t) = start_writer(&p, rot);
             rt.block_on(async {
@@ -545,17 +557,9 @@ mod tests {
     #[test]
     fn rotation_keeps_seq_gapless_across_files_and_restarts() {
         use std::os::unix::fs::PermissionsExt;
-        let d = std::env::temp_dir().join(format!("oc-audit-rot-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        let p = d.join("audit.jsonl");
-        let rot = Rotation {
-            max_bytes: 4096,
-            keep: 1000,
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let (d, p) = scratch("rot-");
+        let rot = SMALL_FILES;
+        let rt = current_thread();
         const N: u64 = 3_000;
         for run_no in 0..2u64 {
             let (h, t) = start_writer(&p, rot);
@@ -679,14 +683,9 @@ mod tests {
 
     #[test]
     fn durable_means_the_event_is_on_disk() {
-        let d = std::env::temp_dir().join(format!("oc-audit-d-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        let p = d.join("audit.jsonl");
+        let (d, p) = scratch("d-");
         let (h, t) = start_writer(&p, Rotation::default());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = current_thread();
         rt.block_on(async {
             h.record(AuditEvent::new("test").with("i", 1)).await;
             assert!(h.durable().await);
@@ -709,9 +708,7 @@ mod tests {
 
     #[test]
     fn writer_loses_nothing_under_a_full_queue() {
-        let d = std::env::temp_dir().join(format!("oc-audit-w-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        let p = d.join("audit.jsonl");
+        let (d, p) = scratch("w-");
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::device::DeviceBlock;
+use super::frame::RequestFrame;
 
 /// Allowed `client.id` values (2026.9.6).
 pub const CLIENT_IDS: &[&str] = &[
@@ -113,19 +114,6 @@ pub struct ParamsError(pub String);
 
 // === impl ConnectParams ===
 
-/// A whole `connect` request frame, read straight from the text (see
-/// [`ConnectParams::parse_frame`]).
-#[derive(Deserialize)]
-struct ConnectFrame<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    id: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    method: std::borrow::Cow<'a, str>,
-    params: ConnectParams,
-}
-
 impl ConnectParams {
     /// The handshake's fast path: a well-formed `connect` request frame (`type` "req", a
     /// non-empty string `id`, `method` "connect", params that pass [`Self::parse`]'s checks)
@@ -135,8 +123,8 @@ impl ConnectParams {
     /// the general path, [`super::frame::parse_request`] + [`Self::parse`], which words
     /// every error, so the outcome for any frame is the same either way.
     pub fn parse_frame(text: &str) -> Option<(String, Self)> {
-        let f: ConnectFrame<'_> = serde_json::from_str(text).ok()?;
-        if f.kind != "req" || f.id.is_empty() || f.method != "connect" {
+        let f: RequestFrame<'_, ConnectParams> = serde_json::from_str(text).ok()?;
+        if !f.is_request() || f.method != "connect" {
             return None;
         }
         f.params.check().ok()?;

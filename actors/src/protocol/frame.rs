@@ -60,25 +60,36 @@ impl FrameError {
     }
 }
 
-/// A well-formed request, borrowed from the frame's text (strings without escapes are not
-/// copied). Anything else — a field missing, of another type, or repeated — fails here
-/// and takes the lenient path, which gives the precise error.
+/// A well-formed request with params of type `P`, borrowed from the frame's text (strings
+/// without escapes are not copied): the fast paths of [`parse_request`] and
+/// `ConnectParams::parse_frame`. Anything else — a field missing, of another type, or
+/// repeated — fails to parse, and the caller takes its lenient path, which words the error.
 #[derive(Deserialize)]
-struct FastFrame<'a> {
+pub(crate) struct RequestFrame<'a, P> {
     #[serde(rename = "type", borrow)]
     kind: std::borrow::Cow<'a, str>,
+    /// The request id.
     #[serde(borrow)]
-    id: std::borrow::Cow<'a, str>,
+    pub id: std::borrow::Cow<'a, str>,
+    /// The method.
     #[serde(borrow)]
-    method: std::borrow::Cow<'a, str>,
-    params: Option<Value>,
+    pub method: std::borrow::Cow<'a, str>,
+    /// The params.
+    pub params: P,
+}
+
+impl<P> RequestFrame<'_, P> {
+    /// `type` is "req", and `id` and `method` are not empty.
+    pub(crate) fn is_request(&self) -> bool {
+        self.kind == "req" && !self.id.is_empty() && !self.method.is_empty()
+    }
 }
 
 /// Parses one inbound text frame as a request: one pass for a well-formed one (every
 /// request after the handshake goes through here; issue 15), the lenient path otherwise.
 pub fn parse_request(text: &str) -> Result<Request, FrameError> {
-    if let Ok(f) = serde_json::from_str::<FastFrame<'_>>(text) {
-        if f.kind == "req" && !f.id.is_empty() && !f.method.is_empty() {
+    if let Ok(f) = serde_json::from_str::<RequestFrame<'_, Option<Value>>>(text) {
+        if f.is_request() {
             return Ok(Request {
                 id: f.id.into_owned(),
                 method: f.method.into_owned(),
@@ -113,21 +124,13 @@ fn parse_request_lenient(text: &str) -> Result<Request, FrameError> {
 
 /// `{"type":"res","id":…,"ok":true,"payload":…}`.
 pub fn response_ok(id: &str, payload: Value) -> String {
-    #[derive(serde::Serialize)]
-    struct Res<'a> {
-        #[serde(rename = "type")]
-        ty: &'static str,
-        id: &'a str,
-        ok: bool,
-        payload: &'a Value,
+    let mut out = Vec::with_capacity(128);
+    response_ok_head(&mut out, id);
+    if serde_json::to_writer(&mut out, &payload).is_err() {
+        return String::new();
     }
-    let res = Res {
-        ty: "res",
-        id,
-        ok: true,
-        payload: &payload,
-    };
-    serde_json::to_string(&res).unwrap_or_default()
+    out.push(b'}');
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// `{"type":"res","id":…,"ok":true,"payload":<raw>}` around a payload that is already JSON

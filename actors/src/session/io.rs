@@ -555,17 +555,7 @@ mod tests {
         )
         .await;
         let peer = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
-        let facts = Arc::new(ConnFacts {
-            conn_id: "c1".into(),
-            peer: "127.0.0.1:5000".parse().unwrap(),
-            client: "127.0.0.1".parse().unwrap(),
-            forwarded: false,
-            origin: None,
-            proxy_user: None,
-            user_agent: None,
-            connected_at_ms: 0,
-            tailscale: None,
-        });
+        let facts = Arc::new(ConnFacts::direct("127.0.0.1:5000"));
         let stats = crate::shared::Registry::default().register(facts);
         let (session, _rx) = SessionRef::detached();
         let (out, stream) = spawn(ws, session, stats);

@@ -56,17 +56,8 @@ fn node_identity() -> Identity {
 }
 
 fn conn(hub: &Hub) -> Arc<ConnStats> {
-    hub.registry.register(Arc::new(ConnFacts {
-        conn_id: "c1".into(),
-        peer: "127.0.0.1:1".parse().unwrap(),
-        client: "127.0.0.1".parse().unwrap(),
-        forwarded: false,
-        origin: None,
-        proxy_user: None,
-        user_agent: None,
-        connected_at_ms: 0,
-        tailscale: None,
-    }))
+    hub.registry
+        .register(Arc::new(ConnFacts::direct("127.0.0.1:1")))
 }
 
 /// Valid params for each method, so that the handler itself runs.
