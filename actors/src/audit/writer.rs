@@ -530,7 +530,7 @@ mod tests {
             }
             out
         };
-        write(200);
+        write(600); // ~55-byte lines in 4 KiB files: ~8 rotated files (200 gave 2-3)
         let rotated = (1..).take_while(|&n| numbered(&p, n).exists()).count();
         assert!(rotated >= 3, "{rotated}");
         let before = seqs();
