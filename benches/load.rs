@@ -43,6 +43,7 @@
 //!
 //! Common options: `--url` (default `$GW_URL` or `ws://127.0.0.1:18789`), `--token`
 //! (default `$GW_TOKEN` / `$OPENCLAW_GATEWAY_TOKEN`), `--timeout-ms` (10000),
+//! `--client-mode` (`cli`; `ui` or `webchat` make clients the gateway lists in presence),
 //! `--connect-parallel` (16 for rpc, 32 for idle: the gateway admits at most 32 unauthenticated
 //! connections per address, as the real one does).
 //!
@@ -102,6 +103,7 @@ const USAGE: &str =
   rpc         --url U --token T --connections N --seconds S --method health [--params JSON] [--json]
   handshakes  --url U --token T --workers W --seconds S [--json]
   idle        --url U --token T --connections N --hold-seconds S [--connect-parallel 32]
+              [--client-mode cli|ui|webchat]
   report      [--seconds 5] [--workers 8] [--connect-parallel 32] [--idle-sizes 1000,10000]
               [--health-conns 1,50] [--startup-runs 5]   (PEER=1: also the real gateway)
   nodes       [--nodes 10] [--seconds 4] [--warmup-seconds 0.5] [--rounds 3]
@@ -122,6 +124,7 @@ const KNOWN: &[&str] = &[
     "--hold-seconds",
     "--connect-parallel",
     "--timeout-ms",
+    "--client-mode",
     "--idle-sizes",
     "--health-conns",
     "--startup-runs",
@@ -219,10 +222,17 @@ fn target(a: &Args) -> Result<Target, String> {
         .or_else(|| env("GW_TOKEN"))
         .or_else(|| env("OPENCLAW_GATEWAY_TOKEN"));
     let timeout = Duration::from_millis(a.num("--timeout-ms", 10_000)?);
+    let mode = match a.get("--client-mode").unwrap_or("cli") {
+        "cli" => "cli",
+        "ui" => "ui",
+        "webchat" => "webchat",
+        other => return Err(format!("--client-mode {other:?}: use cli, ui or webchat")),
+    };
     Ok(Target {
         url,
         token: token.unwrap_or_default(),
         timeout,
+        mode,
     })
 }
 

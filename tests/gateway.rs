@@ -303,6 +303,67 @@ async fn sigterm_sends_shutdown_closes_1012_and_exits_0() {
     );
 }
 
+/// Listed clients (not `cli`/`probe`) appear in later clients' `hello-ok` presence and in
+/// `system-presence`, in connect order, each entry as the real gateway shapes it; an entry
+/// goes when its client does.
+#[tokio::test]
+async fn listed_clients_in_hello_ok_and_system_presence_until_they_leave() {
+    let gw = Gw::start(Opts::default());
+    let mut tui = Client::connect(&gw.url()).await;
+    let (_, res) = tui
+        .connect_with(connect_params(TOKEN, "openclaw-tui", "ui", &[]))
+        .await;
+    assert_eq!(res["ok"], true, "{res}");
+    let ui_entries = |list: &Value| -> Vec<Value> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["mode"] == "ui")
+            .cloned()
+            .collect()
+    };
+    let mut web = Client::connect(&gw.url()).await;
+    let (_, res) = web
+        .connect_with(connect_params(TOKEN, "webchat-ui", "webchat", &[]))
+        .await;
+    assert_eq!(res["ok"], true, "{res}");
+    let (mut cli, hello) = Client::authed(&gw.url(), TOKEN).await;
+    let list = &hello["snapshot"]["presence"];
+    let modes: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["mode"].as_str().unwrap())
+        .collect();
+    assert_eq!(modes, ["gateway", "ui", "webchat"], "{list}");
+    let e = &ui_entries(list)[0];
+    assert_eq!(e["host"], "openclaw-tui");
+    assert_eq!(e["ip"], "127.0.0.1");
+    assert_eq!(e["reason"], "connect");
+    assert_eq!(e["roles"], json!(["operator"]));
+    assert!(e["ts"].as_i64().unwrap() > 1_700_000_000_000);
+    let listed = cli.call("system-presence", json!({})).await["payload"].clone();
+    assert_eq!(&listed, list, "system-presence gives the same list");
+
+    drop(tui);
+    let mut left = Value::Null;
+    for _ in 0..100 {
+        left = cli.call("system-presence", json!({})).await["payload"].clone();
+        if ui_entries(&left).is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let modes: Vec<&str> = left
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["mode"].as_str().unwrap())
+        .collect();
+    assert_eq!(modes, ["gateway", "webchat"], "{left}");
+    drop(web);
+}
+
 #[tokio::test]
 async fn connections_list_status_presence_config_and_logs() {
     let gw = Gw::start(opts_with_config(

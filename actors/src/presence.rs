@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::protocol::scopes::{satisfies, READ};
 use crate::session::{Broadcast, SessionMsg, SessionRef};
-use crate::shared::{now_ms, read, Counters, Facts, Hub, Registry, VERSION};
+use crate::shared::{now_ms, ConnFacts, Counters, Facts, Hub, Identity, Registry, VERSION};
 
 /// Delay that coalesces presence broadcasts.
 pub const PRESENCE_COALESCE: Duration = Duration::from_millis(250);
@@ -171,18 +172,27 @@ impl Actor for PresenceActor {
                     schedule_flush(&me, st);
                 }
             }
-            PresenceMsg::Tick => broadcast(st, "tick", json!({"ts": now_ms()}), true, None, None),
+            PresenceMsg::Tick => {
+                let payload = raw(&json!({"ts": now_ms()}));
+                broadcast(st, "tick", payload, true, None, None)
+            }
             PresenceMsg::Scoped {
                 event,
                 payload,
                 scope,
-            } => broadcast(st, event, payload, true, None, Some(scope)),
+            } => broadcast(st, event, raw(&payload), true, None, Some(scope)),
             PresenceMsg::FlushPresence => {
                 st.flush_scheduled = false;
                 let a = &st.args;
                 Counters::bump(&a.counters.presence_version);
                 let sv = a.counters.state_version();
-                let payload = json!({"presence": entries(&a.facts, &a.registry)});
+                #[derive(serde::Serialize)]
+                struct Payload {
+                    presence: Entries,
+                }
+                let payload = raw(&Payload {
+                    presence: entries(&a.facts, &a.registry),
+                });
                 broadcast(st, "presence", payload, true, Some(sv), Some(READ));
             }
         }
@@ -200,7 +210,7 @@ fn schedule_flush(me: &ActorRef<PresenceMsg>, st: &mut PresenceState) {
 fn broadcast(
     st: &mut PresenceState,
     event: &'static str,
-    payload: Value,
+    payload: Box<RawValue>,
     drop_if_slow: bool,
     sv: Option<Value>,
     scope: Option<&'static str>,
@@ -223,25 +233,128 @@ fn broadcast(
     }
 }
 
-/// Presence entries: the gateway itself plus every listed authenticated client.
-pub fn entries(facts: &Facts, registry: &Registry) -> Vec<Value> {
-    let mut v = vec![json!({
-        "host": facts.hostname,
-        "mode": "gateway",
-        "reason": "self",
-        "version": VERSION,
-        "platform": std::env::consts::OS,
-        "ts": facts.started_ms,
-    })];
-    for c in registry.connections() {
-        let id = read(&c.identity);
-        let Some(i) = id.as_ref() else { continue };
-        if !is_listed(&i.client_mode) {
-            continue;
+/// Presence entries: the gateway itself plus every listed authenticated client, oldest
+/// first. Each client's entry was serialized once, when it authenticated ([`entry`]), so a
+/// `hello-ok` or a `presence` event with n clients listed copies n strings instead of
+/// building n maps (issue 15: node hosts reconnecting after a gateway restart each get the
+/// whole list).
+pub fn entries(facts: &Facts, registry: &Registry) -> Entries {
+    Entries {
+        me: raw(&SelfEntry {
+            host: &facts.hostname,
+            mode: "gateway",
+            platform: std::env::consts::OS,
+            reason: "self",
+            ts: facts.started_ms,
+            version: VERSION,
+        }),
+        listed: registry.listed(),
+    }
+}
+
+/// The presence list, serialized as a JSON array (see [`entries`]).
+pub struct Entries {
+    me: Box<RawValue>,
+    listed: Vec<Arc<RawValue>>,
+}
+
+impl serde::Serialize for Entries {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(1 + self.listed.len()))?;
+        seq.serialize_element(&self.me)?;
+        for e in &self.listed {
+            seq.serialize_element(&**e)?;
         }
-        v.push(json!({
+        seq.end()
+    }
+}
+
+/// The gateway's own entry (fields in the order a JSON map sorts them, as before).
+#[derive(serde::Serialize)]
+struct SelfEntry<'a> {
+    host: &'a str,
+    mode: &'static str,
+    platform: &'static str,
+    reason: &'static str,
+    ts: i64,
+    version: &'static str,
+}
+
+/// A listed client's entry, serialized once when it authenticates and kept by the registry
+/// until it disconnects ([`Registry::list`]).
+pub fn entry(i: &Identity, c: &ConnFacts) -> Box<RawValue> {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Entry<'a> {
+        device_family: Option<&'a str>,
+        device_id: Option<&'a str>,
+        host: &'a str,
+        instance_id: Option<&'a str>,
+        ip: std::net::IpAddr,
+        mode: &'a str,
+        platform: &'a str,
+        reason: &'static str,
+        roles: [&'a str; 1],
+        scopes: &'a [String],
+        ts: i64,
+        version: &'a str,
+    }
+    raw(&Entry {
+        device_family: i.device_family.as_deref(),
+        device_id: i.device_id.as_deref(),
+        host: i.display_name.as_deref().unwrap_or(&i.client_id),
+        instance_id: i.instance_id.as_deref(),
+        ip: c.peer.ip(),
+        mode: &i.client_mode,
+        platform: &i.platform,
+        reason: "connect",
+        roles: [&i.role],
+        scopes: &i.scopes,
+        ts: i.authenticated_at_ms,
+        version: &i.client_version,
+    })
+}
+
+/// `v` serialized once (`null` if it cannot be, which a struct of strings and numbers
+/// cannot fail).
+pub fn raw<T: serde::Serialize + ?Sized>(v: &T) -> Box<RawValue> {
+    serde_json::value::to_raw_value(v).unwrap_or_else(|_| RawValue::NULL.to_owned())
+}
+
+/// Whether a client mode appears in presence.
+pub fn is_listed(mode: &str) -> bool {
+    !matches!(mode, "cli" | "probe")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(mode: &str, optional: bool) -> Identity {
+        let some = |s: &str| optional.then(|| s.to_string());
+        Identity {
+            client_id: "openclaw-macos".into(),
+            client_mode: mode.into(),
+            client_version: "1.2.3".into(),
+            platform: "darwin".into(),
+            device_family: some("Mac"),
+            display_name: some("Ann's \"Mac\""),
+            instance_id: some("i-1"),
+            role: "operator".into(),
+            scopes: vec!["operator.read".into(), "operator.write".into()],
+            auth_method: "token",
+            device_id: some("dev-1"),
+            protocol: 4,
+            authenticated_at_ms: 1_700_000_000_123,
+        }
+    }
+
+    /// The entry as it was built before it was cached: a `json!` map.
+    fn as_map(i: &Identity, c: &ConnFacts) -> Value {
+        json!({
             "host": i.display_name.clone().unwrap_or_else(|| i.client_id.clone()),
-            "ip": c.facts.peer.ip().to_string(),
+            "ip": c.peer.ip().to_string(),
             "version": i.client_version,
             "platform": i.platform,
             "deviceFamily": i.device_family,
@@ -252,12 +365,51 @@ pub fn entries(facts: &Facts, registry: &Registry) -> Vec<Value> {
             "roles": [i.role],
             "scopes": i.scopes,
             "instanceId": i.instance_id,
-        }));
+        })
     }
-    v
-}
 
-/// Whether a client mode appears in presence.
-pub fn is_listed(mode: &str) -> bool {
-    !matches!(mode, "cli" | "probe")
+    #[test]
+    fn a_cached_entry_is_byte_for_byte_the_map_it_replaced() {
+        for (peer, optional) in [("127.0.0.1:5000", true), ("[::1]:6000", false)] {
+            let c = ConnFacts::direct(peer);
+            let i = identity("ui", optional);
+            assert_eq!(entry(&i, &c).get(), as_map(&i, &c).to_string(), "{peer}");
+        }
+    }
+
+    #[test]
+    fn entries_list_the_gateway_then_listed_clients_oldest_first() {
+        let registry = Registry::new(0, false);
+        let join = |id: &str, at: i64, mode: &str| {
+            let mut f = ConnFacts::direct("127.0.0.1:5000");
+            f.conn_id = id.into();
+            f.connected_at_ms = at;
+            let stats = registry.register(Arc::new(f));
+            let i = identity(mode, true);
+            if is_listed(mode) {
+                registry.list(&stats, entry(&i, &stats.facts));
+            }
+            *crate::shared::write(&stats.identity) = Some(i);
+        };
+        join("late", 20, "ui");
+        join("cli", 5, "cli");
+        join("early", 10, "webchat");
+        join("gone", 15, "ui");
+        registry.unregister("gone");
+        registry.register(Arc::new(ConnFacts::direct("127.0.0.1:7000"))); // not authenticated
+        let list = Entries {
+            me: raw(&json!({"mode": "gateway"})),
+            listed: registry.listed(),
+        };
+        let v: Value = serde_json::from_str(&serde_json::to_string(&list).unwrap()).unwrap();
+        let modes: Vec<&str> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["mode"].as_str().unwrap())
+            .collect();
+        assert_eq!(modes, ["gateway", "webchat", "ui"]);
+        // `system-presence` turns the same list into a `Value`.
+        assert_eq!(serde_json::to_value(&list).unwrap(), v);
+    }
 }

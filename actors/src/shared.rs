@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::audit::AuditHandle;
@@ -118,6 +119,9 @@ pub struct ConnFacts {
     pub connected_at_ms: i64,
     /// Came in on the Tailscale-managed listener: what Tailscale's proxy said.
     pub tailscale: Option<crate::tailscale::parse::Ingress>,
+    /// `peer` as text, formatted on first use ([`ConnFacts::peer_str`]): the connection's
+    /// span and each of its audit lines name it.
+    pub peer_text: std::sync::OnceLock<String>,
 }
 
 /// Live numbers for one connection, bumped by its I/O task without locks.
@@ -127,6 +131,8 @@ pub struct ConnStats {
     pub facts: Arc<ConnFacts>,
     /// Set once authenticated.
     pub identity: RwLock<Option<Identity>>,
+    /// Listed in presence ([`Registry::list`]).
+    listed: AtomicBool,
     /// Text frames received.
     pub frames_in: AtomicU64,
     /// Frames sent.
@@ -164,6 +170,10 @@ pub struct Registry {
     listeners: Mutex<Vec<SocketAddr>>,
     /// Live connections by connId.
     conns: Mutex<HashMap<String, Arc<ConnStats>>>,
+    /// The presence entries of the listed authenticated clients, oldest first, each
+    /// serialized once ([`Registry::list`]): a `hello-ok` copies these instead of walking,
+    /// sorting and serializing every connection.
+    listed: Mutex<BTreeMap<(i64, String), Arc<RawValue>>>,
     /// `conns.len()`, readable without the lock (`health` on every request).
     conn_count: std::sync::atomic::AtomicUsize,
     /// The listener URLs, rebuilt when a listener binds or goes (read by every `health`).
@@ -384,6 +394,7 @@ impl Registry {
         let stats = Arc::new(ConnStats {
             facts,
             identity: RwLock::new(None),
+            listed: AtomicBool::new(false),
             frames_in: AtomicU64::new(0),
             frames_out: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
@@ -395,11 +406,31 @@ impl Registry {
         stats
     }
 
-    /// Removes a connection.
+    /// Removes a connection (and its presence entry).
     pub fn unregister(&self, conn_id: &str) {
-        let mut conns = lock(&self.conns);
-        conns.remove(conn_id);
-        self.conn_count.store(conns.len(), Ordering::Relaxed);
+        let gone = {
+            let mut conns = lock(&self.conns);
+            let gone = conns.remove(conn_id);
+            self.conn_count.store(conns.len(), Ordering::Relaxed);
+            gone
+        };
+        if let Some(c) = gone.filter(|c| c.listed.load(Ordering::Relaxed)) {
+            let key = (c.facts.connected_at_ms, c.facts.conn_id.clone());
+            lock(&self.listed).remove(&key);
+        }
+    }
+
+    /// Lists an authenticated connection in presence with its `entry` (serialized once;
+    /// `presence::entry`) until it is unregistered.
+    pub fn list(&self, c: &ConnStats, entry: Box<RawValue>) {
+        c.listed.store(true, Ordering::Relaxed);
+        let key = (c.facts.connected_at_ms, c.facts.conn_id.clone());
+        lock(&self.listed).insert(key, Arc::from(entry));
+    }
+
+    /// The presence entries of the listed connections, oldest first.
+    pub fn listed(&self) -> Vec<Arc<RawValue>> {
+        lock(&self.listed).values().cloned().collect()
     }
 
     /// Number of open WebSocket connections.
@@ -661,7 +692,13 @@ impl ConnFacts {
             user_agent: None,
             connected_at_ms: 0,
             tailscale: None,
+            peer_text: Default::default(),
         }
+    }
+
+    /// `peer` as text (`1.2.3.4:5678`, `[::1]:5678`), formatted once.
+    pub fn peer_str(&self) -> &str {
+        self.peer_text.get_or_init(|| self.peer.to_string())
     }
 
     /// Loopback without proxy headers or `Origin`: the local-client rules apply.
@@ -683,7 +720,7 @@ impl ConnStats {
         let id = read(&self.identity);
         let mut v = json!({
             "connId": self.facts.conn_id,
-            "peer": self.facts.peer.to_string(),
+            "peer": self.facts.peer_str(),
             "connectedAt": self.facts.connected_at_ms,
             "authenticated": id.is_some(),
             "framesIn": self.frames_in.load(Ordering::Relaxed),

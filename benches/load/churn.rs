@@ -228,6 +228,7 @@ pub fn run(rt: &Runtime, o: &Opts, token: &str) -> Result<(Value, bool), String>
         url: url.to_string(),
         token: token.to_string(),
         timeout: o.timeout,
+        mode: "cli",
     };
     let me = std::process::id();
     let client0 = Snap::read(me);

@@ -59,6 +59,9 @@ pub struct Target {
     pub token: String,
     /// Per-handshake and per-request timeout.
     pub timeout: Duration,
+    /// `client.mode` of the `connect` request (`cli`; `--client-mode ui` makes clients
+    /// that the gateway lists in presence).
+    pub mode: &'static str,
 }
 
 /// The result of one request.
@@ -106,7 +109,7 @@ async fn handshake(t: &Target) -> Result<Conn, String> {
     };
     c.wait_challenge().await?;
     let id = c.next_id();
-    c.send(connect_frame(&id, &t.token)).await?;
+    c.send(connect_frame(&id, &t.token, t.mode)).await?;
     c.wait_hello(&id).await?;
     Ok(c)
 }
@@ -139,11 +142,17 @@ async fn transport(url: &str) -> Result<Box<dyn openclaw_actors::session::io::Io
     Ok(Box::new(s))
 }
 
-/// The `connect` request a local CLI sends (token auth, no device block).
-fn connect_frame(id: &str, token: &str) -> String {
+/// The `connect` request a local CLI sends (token auth, no device block); with mode `ui`
+/// the TUI's, with `webchat` the web chat's.
+fn connect_frame(id: &str, token: &str, mode: &str) -> String {
+    let client_id = match mode {
+        "ui" => "openclaw-tui",
+        "webchat" => "webchat-ui",
+        _ => "cli",
+    };
     let mut params = serde_json::json!({
         "minProtocol": 4, "maxProtocol": 4,
-        "client": {"id": "cli", "version": "bench", "platform": "linux", "mode": "cli"},
+        "client": {"id": client_id, "version": "bench", "platform": "linux", "mode": mode},
         "role": "operator", "scopes": ["operator.admin"],
     });
     if !token.is_empty() {

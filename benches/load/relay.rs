@@ -449,6 +449,7 @@ pub fn run(rt: &Runtime, o: &Opts) -> Result<Report, String> {
         url: gw.url.clone(),
         token,
         timeout: o.timeout,
+        mode: "cli",
     };
     rt.block_on(async {
         tokio::time::timeout(Duration::from_secs(20), approve(&gw_target, &farm.ids)).await

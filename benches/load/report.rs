@@ -127,6 +127,7 @@ fn target(url: &str, token: &str) -> Target {
         url: url.to_string(),
         token: token.to_string(),
         timeout: Duration::from_secs(10),
+        mode: "cli",
     }
 }
 

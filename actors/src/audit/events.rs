@@ -261,7 +261,7 @@ impl AuditEvent {
     pub fn conn_open(c: &ConnFacts) -> Self {
         Self::new("conn.open")
             .with("connId", c.conn_id.as_str())
-            .with("peer", c.peer.to_string())
+            .with("peer", c.peer_str())
     }
 
     /// `conn.close` (identity and origin fields are added with [`AuditEvent::with`] by the
@@ -269,7 +269,7 @@ impl AuditEvent {
     pub fn conn_close(c: &ConnFacts, duration: Duration, code: u16, reason: String) -> Self {
         Self::new("conn.close")
             .with("connId", c.conn_id.as_str())
-            .with("peer", c.peer.to_string())
+            .with("peer", c.peer_str())
             .with("durationMs", ms(duration))
             .with("code", code)
             .with("reason", reason)
@@ -279,7 +279,7 @@ impl AuditEvent {
     pub fn handshake_timeout(c: &ConnFacts) -> Self {
         Self::new("conn.handshake_timeout")
             .with("connId", c.conn_id.as_str())
-            .with("peer", c.peer.to_string())
+            .with("peer", c.peer_str())
     }
 
     /// `conn.denied` before the upgrade.
@@ -294,7 +294,7 @@ impl AuditEvent {
     pub fn slow_consumer(c: &ConnFacts, queued: usize) -> Self {
         Self::new("conn.slow_consumer")
             .with("connId", c.conn_id.as_str())
-            .with("peer", c.peer.to_string())
+            .with("peer", c.peer_str())
             .with("queuedBytes", queued as u64)
     }
 
@@ -330,7 +330,7 @@ impl AuditEvent {
     fn auth_base(event: &'static str, w: AuthWho<'_>) -> Self {
         let mut ev = Self::new(event)
             .with("connId", w.conn.conn_id.as_str())
-            .with("peer", w.conn.peer.to_string())
+            .with("peer", w.conn.peer_str())
             .with("clientId", w.client_id)
             .with("clientMode", w.client_mode)
             .with("clientVersion", w.client_version)
@@ -669,6 +669,7 @@ mod tests {
             user_agent: None,
             connected_at_ms: 0,
             tailscale: None,
+            peer_text: Default::default(),
         }
     }
 

@@ -481,6 +481,7 @@ fn conn_facts(h: &hyper::HeaderMap, peer: SocketAddr, admission: &Admission) -> 
         user_agent: header_str("user-agent"),
         connected_at_ms: now_ms(),
         tailscale: None,
+        peer_text: Default::default(),
     }
 }
 

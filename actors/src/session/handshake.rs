@@ -221,6 +221,10 @@ fn hello(
         authenticated_at_ms: now_ms(),
     };
     let frame = hello_frame(id, st, &identity, device_token.as_ref());
+    if presence::is_listed(&identity.client_mode) {
+        let entry = presence::entry(&identity, &st.conn);
+        st.ctx.hub.registry.list(&st.stats, entry);
+    }
     *write(&st.stats.identity) = Some(identity.clone());
     st.frame_limit.store(MAX_PAYLOAD_BYTES, Ordering::Relaxed);
     st.admitted.preauth = None; // authenticated: no longer counts against the pre-auth cap
@@ -362,7 +366,7 @@ struct HelloServer<'a> {
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct HelloSnapshot {
-    presence: Vec<Value>,
+    presence: presence::Entries,
     health: methods::Health,
     state_version: StateVersion,
     uptime_ms: u64,

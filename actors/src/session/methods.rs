@@ -96,7 +96,7 @@ pub const METHODS: &[Method] = &[
         Run::NowRaw(|c| Ok(health_json(c.hub, probe(c.params)))),
     ),
     m("status", READ, Run::Now(|c| Ok(status(c.hub)))),
-    m("system-presence", READ, Run::Now(presence)),
+    m("system-presence", READ, Run::NowRaw(presence)),
     m("last-heartbeat", READ, Run::Now(|_| Ok(Value::Null))),
     m("logs.tail", READ, Run::Blocking(logs_tail)),
     m("config.get", READ, Run::Now(|c| Ok(config_get(c.hub)))),
@@ -207,11 +207,10 @@ pub fn dispatch(call: &Call<'_>) -> Dispatch {
     }
 }
 
-fn presence(c: &Call<'_>) -> Result<Value, ErrorShape> {
-    Ok(Value::Array(crate::presence::entries(
-        &c.hub.facts,
-        &c.hub.registry,
-    )))
+/// The presence list, spliced from the entries serialized once per client.
+fn presence(c: &Call<'_>) -> Result<String, ErrorShape> {
+    let list = crate::presence::entries(&c.hub.facts, &c.hub.registry);
+    serde_json::to_string(&list).map_err(|e| ErrorShape::unavailable(format!("presence: {e}")))
 }
 
 fn connections(c: &Call<'_>) -> Result<Value, ErrorShape> {

@@ -95,8 +95,8 @@ pub struct SessionArgs {
 pub struct Broadcast {
     /// Event name.
     pub event: &'static str,
-    /// Payload.
-    pub payload: Value,
+    /// Payload, serialized once for every session it goes to.
+    pub payload: Box<serde_json::value::RawValue>,
     /// Skip (but still count `seq`) when the client is slow.
     pub drop_if_slow: bool,
     /// `stateVersion` to attach.
@@ -196,7 +196,8 @@ pub enum Exit {
 /// with how it ended. A panic in any handler ends only this task.
 pub fn spawn(args: SessionArgs, on_exit: impl FnOnce(Exit) + Send + 'static) -> SessionRef {
     let (me, rx) = SessionRef::detached();
-    let span = tracing::info_span!("conn", conn_id = %args.conn.conn_id, peer = %args.conn.peer);
+    let span =
+        tracing::info_span!("conn", conn_id = %args.conn.conn_id, peer = %args.conn.peer_str());
     let session = me.clone();
     tokio::spawn(
         async move {
@@ -411,6 +412,7 @@ async fn handle(me: &SessionRef, msg: SessionMsg, st: &mut SessionState) {
         SessionMsg::Shutdown { reason } => {
             if matches!(st.phase, Phase::Ready(_)) {
                 let payload = json!({"reason": reason, "restartExpectedMs": Value::Null});
+                let payload = crate::presence::raw(&payload);
                 let b = Broadcast {
                     event: "shutdown",
                     payload,
