@@ -13,6 +13,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
+use crate::protocol::frame::raw;
 use crate::protocol::scopes::{satisfies, READ};
 use crate::session::{Broadcast, SessionMsg, SessionRef};
 use crate::shared::{now_ms, ConnFacts, Counters, Facts, Hub, Identity, Registry, VERSION};
@@ -314,12 +315,6 @@ pub fn entry(i: &Identity, c: &ConnFacts) -> Box<RawValue> {
         ts: i.authenticated_at_ms,
         version: &i.client_version,
     })
-}
-
-/// `v` serialized once (`null` if it cannot be, which a struct of strings and numbers
-/// cannot fail).
-pub fn raw<T: serde::Serialize + ?Sized>(v: &T) -> Box<RawValue> {
-    serde_json::value::to_raw_value(v).unwrap_or_else(|_| RawValue::NULL.to_owned())
 }
 
 /// Whether a client mode appears in presence.

@@ -121,7 +121,7 @@ pub struct ConnFacts {
     pub tailscale: Option<crate::tailscale::parse::Ingress>,
     /// `peer` as text, formatted on first use ([`ConnFacts::peer_str`]): the connection's
     /// span and each of its audit lines name it.
-    pub peer_text: std::sync::OnceLock<String>,
+    pub(crate) peer_text: std::sync::OnceLock<String>,
 }
 
 /// Live numbers for one connection, bumped by its I/O task without locks.

@@ -172,6 +172,14 @@ pub fn response_err(id: &str, error: &ErrorShape) -> String {
     serde_json::to_string(&res).unwrap_or_default()
 }
 
+/// `v` serialized once, to be spliced as is into many frames (a broadcast's payload, a
+/// client's presence entry); `null` if it cannot be serialized, which a struct of strings
+/// and numbers or a `Value` cannot fail.
+pub fn raw<T: serde::Serialize + ?Sized>(v: &T) -> Box<serde_json::value::RawValue> {
+    serde_json::value::to_raw_value(v)
+        .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned())
+}
+
 /// `{"type":"event","event":…,"payload":…[,"seq":n][,"stateVersion":…]}`, serialized
 /// straight from its parts: a broadcast makes one per session, and building a map around a
 /// clone of the payload for each was most of its cost (issue 15).

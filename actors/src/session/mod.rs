@@ -412,7 +412,7 @@ async fn handle(me: &SessionRef, msg: SessionMsg, st: &mut SessionState) {
         SessionMsg::Shutdown { reason } => {
             if matches!(st.phase, Phase::Ready(_)) {
                 let payload = json!({"reason": reason, "restartExpectedMs": Value::Null});
-                let payload = crate::presence::raw(&payload);
+                let payload = frame::raw(&payload);
                 let b = Broadcast {
                     event: "shutdown",
                     payload,
