@@ -111,8 +111,12 @@ pub fn require<T>(what: &str, available: Result<T, String>) -> Option<T> {
     }
 }
 
-/// A unique temp dir.
+/// A unique temp dir, `oc-e2e-<tag>-<pid>-<uuid>`. Tests keep theirs (a failure can be
+/// looked into); the first call in a test process removes the ones left by test processes
+/// that are gone ([`sweep_dead_dirs`]), so runs do not pile them up.
 pub fn temp_dir(tag: &str) -> PathBuf {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| sweep_dead_dirs(&std::env::temp_dir()));
     let d = std::env::temp_dir().join(format!(
         "oc-e2e-{tag}-{}-{}",
         std::process::id(),
@@ -120,6 +124,34 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     ));
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// Removes `oc-e2e-…-<pid>-<uuid>` dirs under `tmp` whose test process no longer runs (no
+/// `/proc/<pid>`). A live process's dirs, and anything not named so, are left alone.
+fn sweep_dead_dirs(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("oc-e2e-")) else {
+            continue;
+        };
+        // `<tag>-<pid>-<uuid>`: the uuid has 5 dash-separated groups, the pid comes before.
+        let parts: Vec<&str> = rest.rsplitn(7, '-').collect();
+        let pid = match parts.get(5).map(|p| p.parse::<u32>()) {
+            Some(Ok(pid)) if parts.len() == 7 => pid,
+            _ => continue,
+        };
+        let uuid = format!(
+            "{}-{}-{}-{}-{}",
+            parts[4], parts[3], parts[2], parts[1], parts[0]
+        );
+        if uuid::Uuid::parse_str(&uuid).is_err() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let _ = std::fs::remove_dir_all(e.path());
+    }
 }
 
 /// How to start a gateway.
