@@ -14,6 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LISTED=${LISTED:-1000} ROUNDS=${ROUNDS:-3} SECS=${SECS:-4} WORKERS=${WORKERS:-8}
 TOKEN=Bench0123456789abcdefghijklmnopqrstuvwxyzAB
+# One fd per listed client in each gateway (they inherit this shell's limit).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target}
 . benches/bins.sh
 bench_bins
