@@ -314,14 +314,6 @@ async fn listed_clients_in_hello_ok_and_system_presence_until_they_leave() {
         .connect_with(connect_params(TOKEN, "openclaw-tui", "ui", &[]))
         .await;
     assert_eq!(res["ok"], true, "{res}");
-    let ui_entries = |list: &Value| -> Vec<Value> {
-        list.as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["mode"] == "ui")
-            .cloned()
-            .collect()
-    };
     let mut web = Client::connect(&gw.url()).await;
     let (_, res) = web
         .connect_with(connect_params(TOKEN, "webchat-ui", "webchat", &[]))
@@ -329,14 +321,8 @@ async fn listed_clients_in_hello_ok_and_system_presence_until_they_leave() {
     assert_eq!(res["ok"], true, "{res}");
     let (mut cli, hello) = Client::authed(&gw.url(), TOKEN).await;
     let list = &hello["snapshot"]["presence"];
-    let modes: Vec<&str> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["mode"].as_str().unwrap())
-        .collect();
-    assert_eq!(modes, ["gateway", "ui", "webchat"], "{list}");
-    let e = &ui_entries(list)[0];
+    assert_eq!(modes(list), ["gateway", "ui", "webchat"], "{list}");
+    let e = &list[1];
     assert_eq!(e["host"], "openclaw-tui");
     assert_eq!(e["ip"], "127.0.0.1");
     assert_eq!(e["reason"], "connect");
@@ -349,19 +335,22 @@ async fn listed_clients_in_hello_ok_and_system_presence_until_they_leave() {
     let mut left = Value::Null;
     for _ in 0..100 {
         left = cli.call("system-presence", json!({})).await["payload"].clone();
-        if ui_entries(&left).is_empty() {
+        if !modes(&left).contains(&"ui") {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let modes: Vec<&str> = left
-        .as_array()
-        .unwrap()
+    assert_eq!(modes(&left), ["gateway", "webchat"], "{left}");
+    drop(web);
+}
+
+/// The `mode` of each entry of a presence list, in order.
+fn modes(list: &Value) -> Vec<&str> {
+    let entries = list.as_array().expect("a presence list");
+    entries
         .iter()
         .map(|e| e["mode"].as_str().unwrap())
-        .collect();
-    assert_eq!(modes, ["gateway", "webchat"], "{left}");
-    drop(web);
+        .collect()
 }
 
 #[tokio::test]
